@@ -1,0 +1,72 @@
+"""The ``facestream`` command line. Each sub-command lives in its own module with ``register()``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from stream import __version__
+from stream.errors import FacestreamError
+
+log = logging.getLogger("stream.cli")
+
+# Order is the order of `facestream --help`.
+COMMAND_MODULES = (
+    "stream.cli.run_cmd",
+    "stream.cli.enroll_cmd",
+    "stream.cli.embed_cmd",
+    "stream.cli.subscribe_cmd",
+    "stream.cli.models_cmd",
+    "stream.cli.engine_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facestream",
+        description="Real-time face recognition for video streams.",
+    )
+    parser.add_argument("--version", action="version", version=f"facestream {__version__}")
+    parser.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level for stderr (default WARNING)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_const", const="INFO", dest="log_level",
+                        help="same as --log-level INFO")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(sub)
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return int(args.func(args) or 0)
+    except FacestreamError as exc:
+        print(f"facestream: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("facestream: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `facestream embed ... | head` closes stdout early; that is not an error.
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

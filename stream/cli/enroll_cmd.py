@@ -1,0 +1,10 @@
+"""Placeholder: `facestream enroll` (being written)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("enroll", help="(not yet implemented)")
+    p.set_defaults(func=lambda args: 1)

@@ -1,0 +1,1 @@
+"""Events: the typed, versioned messages facestream publishes (ZeroMQ, JSONL)."""

@@ -1,0 +1,1 @@
+"""Inference engines behind one interface: ONNX Runtime (CPU) and TensorRT (GPU)."""

@@ -1,0 +1,1 @@
+"""Embedding models: manifests, the on-disk store, converters and downloads."""
