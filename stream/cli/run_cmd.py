@@ -1,10 +1,105 @@
-"""Placeholder: `facestream run` (being written)."""
+"""`facestream run`: the real-time pipeline over files, cameras and network streams."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from stream.errors import FacestreamError
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("run", help="(not yet implemented)")
-    p.set_defaults(func=lambda args: 1)
+    p = subparsers.add_parser(
+        "run", help="recognise faces in video sources and publish events",
+        description="Run the pipeline. With no --source, runs the built-in demo (needs nothing from outside).",
+    )
+    p.add_argument("--source", action="append", default=[], metavar="[NAME=]SRC",
+                   help="video file, camera (0, /dev/video0) or stream (rtsp://, http://, udp://); repeatable")
+    p.add_argument("--gallery", type=Path, help="gallery from `facestream enroll`")
+    p.add_argument("--config", type=Path, help="YAML config (see config/default.yaml); flags override it")
+    p.add_argument("--model", help="embedding model (overrides model.name)")
+    p.add_argument("--engine", choices=["auto", "tensorrt", "onnxruntime"], help="overrides engine.kind")
+    p.add_argument("--publish", metavar="ENDPOINT", help="bind a ZeroMQ PUB socket, e.g. tcp://*:5556")
+    p.add_argument("--events-out", type=Path, metavar="FILE.jsonl", help="append events as JSON lines")
+    p.add_argument("--annotate", type=Path, metavar="OUT.mp4", help="write annotated video (one per source)")
+    p.add_argument("--realtime", action="store_true", help="pace files at their own frame rate")
+    p.add_argument("--max-batch", type=int, help="overrides batching.max_batch")
+    p.add_argument("--summary-json", type=Path, help="also write the run summary as JSON")
+    p.add_argument("--validate-config", action="store_true", help="check the config and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def apply_overrides(config, args: argparse.Namespace):
+    """CLI flags win over the config file; returns a new, re-validated config."""
+    data = config.model_dump()
+    if args.gallery:
+        data["gallery"] = args.gallery
+    if args.model:
+        data["model"]["name"] = args.model
+    if args.engine:
+        data["engine"]["kind"] = args.engine
+    if args.publish:
+        data["output"]["publish"] = args.publish
+    if args.events_out:
+        data["output"]["events_out"] = args.events_out
+    if args.realtime:
+        data["sources"]["realtime"] = True
+    if args.max_batch is not None:
+        data["batching"]["max_batch"] = args.max_batch
+    try:
+        return type(config).model_validate(data)
+    except Exception as exc:  # pydantic.ValidationError: name the flag's field in one line
+        first = exc.errors()[0] if hasattr(exc, "errors") else {"loc": (), "msg": str(exc)}
+        raise FacestreamError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from stream.config.schema import load_config
+    from stream.pipeline.runner import run_pipeline
+    from stream.sources.spec import parse_sources
+
+    config = apply_overrides(load_config(args.config), args)
+    if args.validate_config:
+        print(f"{args.config or 'defaults'}: ok")
+        return 0
+    texts = list(args.source)
+    if not texts:
+        from stream.demo import DEMO_NAME, ensure_demo
+        from stream.models.store import ModelStore
+
+        video, gallery = ensure_demo(ModelStore().root / "demo", config.model.name)
+        print(f"facestream: no --source given: running the built-in demo ({video}, gallery of '{DEMO_NAME}')",
+              file=sys.stderr)
+        texts = [f"demo={video}"]
+        if config.gallery is None:
+            config = config.model_copy(update={"gallery": gallery})
+    sources = parse_sources(texts)
+    summary = run_pipeline(config, sources, annotate=args.annotate,
+                           progress=not args.no_progress and sys.stderr.isatty(),
+                           log_level=args.log_level)
+    if args.summary_json:
+        args.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
+    print(format_summary(summary), file=sys.stderr)
+    if summary.get("errors"):
+        for name, error in summary["errors"].items():
+            print(f"facestream: {name}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def format_summary(s: dict) -> str:
+    lat = s.get("latency_ms") or {}
+    stages = s.get("stage_ms_per_frame") or {}
+    split = " ".join(f"{k} {v:.1f}" for k, v in stages.items())
+    named = sorted({n for names in (s.get("named_tracks") or {}).values() for n in names})
+    return (f"facestream: {s.get('frames', 0)} frames, {s.get('faces', 0)} faces "
+            f"({s.get('embedded', 0)} embedded), {s.get('tracks', 0)} tracks, {s.get('fps', 0):.1f} fps; "
+            f"latency p50 {lat.get('p50', 0):.0f} ms p95 {lat.get('p95', 0):.0f} ms; "
+            f"ms/frame: {split}; identities: {', '.join(named) or 'none'}; "
+            f"engine {(s.get('engine') or {}).get('backend', '?')}")

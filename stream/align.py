@@ -1,0 +1,123 @@
+"""Face alignment: MediaPipe keypoints -> the model's landmark template, by a similarity warp.
+
+MediaPipe gives eye centres, nose tip and mouth centre (no mouth corners), so we fit on four
+correspondences: both eyes, nose, and the template's mouth centre (mean of its two corners).
+The template comes from the model manifest; nothing here is model-specific.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from stream.errors import FacestreamError
+from stream.faces import Faces
+from stream.models.manifest import AlignmentTemplate, ModelManifest
+
+log = logging.getLogger(__name__)
+
+# MediaPipe keypoint indices used for alignment, in template order below.
+# MediaPipe's keypoint 0 is the subject's right eye, which is the image-left eye.
+_MP_INDICES = (0, 1, 2, 3)
+
+
+def template_points(template: AlignmentTemplate) -> np.ndarray:
+    """The template as the 4 points we can match: left eye, right eye, nose, mouth centre."""
+    p = template.points
+    mouth = ((p["mouth_left"][0] + p["mouth_right"][0]) / 2, (p["mouth_left"][1] + p["mouth_right"][1]) / 2)
+    return np.array([p["left_eye"], p["right_eye"], p["nose"], mouth], dtype=np.float64)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping src onto dst, as 2x3.
+
+    Closed form (Umeyama 1991). cv2.estimateAffinePartial2D only offers RANSAC/LMEDS, which on
+    four points fit a subset instead of all of them.
+    """
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    var_s = (s**2).sum() / len(src)
+    cov = d.T @ s / len(src)
+    u, sigma, vt = np.linalg.svd(cov)
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[-1] = -1
+    rot = u @ np.diag(sign) @ vt
+    scale = (sigma * sign).sum() / var_s if var_s > 0 else 1.0
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = scale * rot
+    matrix[:, 2] = mu_d - scale * rot @ mu_s
+    return matrix
+
+
+class FaceAligner:
+    """``align(image_bgr, faces) -> faces`` with ``crops`` (N, H, W, 3) uint8 BGR per the manifest."""
+
+    def __init__(self, template: AlignmentTemplate) -> None:
+        self.size = (template.width, template.height)
+        self._dst = template_points(template)
+
+    @classmethod
+    def for_model(cls, manifest: ModelManifest) -> FaceAligner:
+        return cls(manifest.alignment)
+
+    def matrices(self, faces: Faces) -> np.ndarray:
+        """(N, 2, 3) warps from image to crop."""
+        return np.stack([similarity_transform(kp[list(_MP_INDICES)], self._dst) for kp in faces.keypoints]) \
+            if len(faces) else np.zeros((0, 2, 3))
+
+    def align(self, image_bgr: np.ndarray, faces: Faces, out: np.ndarray | None = None) -> Faces:
+        """Warp each face to the template. ``out`` may be a preallocated (>=N, H, W, 3) uint8 buffer
+        (e.g. shared memory); the returned crops are a view of it."""
+        w, h = self.size
+        n = len(faces)
+        crops = np.empty((n, h, w, 3), np.uint8) if out is None else out[:n]
+        for i, matrix in enumerate(self.matrices(faces)):
+            cv2.warpAffine(image_bgr, matrix, (w, h), dst=crops[i], flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return faces.with_(crops=crops)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image as BGR uint8, or raise a one-line error naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise FacestreamError(f"{path}: not found")
+    if not path.is_file():
+        raise FacestreamError(f"{path}: not a file")
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise FacestreamError(f"{path}: not an image OpenCV can decode")
+    return image
+
+
+def load_face_crops(paths: Iterable[Path], manifest: ModelManifest, detector=None) -> np.ndarray:
+    """Detect every face in each image and return aligned crops (N, H, W, 3) uint8 BGR.
+
+    Images that fail to decode raise; images without faces contribute nothing (logged).
+    """
+    from stream.detect.mediapipe_detector import MediaPipeFaceDetector
+
+    own = detector is None
+    detector = detector or MediaPipeFaceDetector()
+    aligner = FaceAligner.for_model(manifest)
+    crops: list[np.ndarray] = []
+    try:
+        for path in paths:
+            image = read_image(path)
+            faces = aligner.align(image, detector.detect(image))
+            if not len(faces):
+                log.info("%s: no face found", path)
+            crops.extend(faces.crops)
+    finally:
+        if own:
+            detector.close()
+    w, h = aligner.size
+    return np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8)

@@ -1,0 +1,160 @@
+"""The validated config. ``config/default.yaml`` documents every field; both must agree (tested).
+
+Each stage owns its own settings class next to its code (detector, tracker, voting, engine);
+this module only composes them, so a stage's knobs live beside the code that reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from stream.detect.mediapipe_detector import DetectorConfig
+from stream.errors import FacestreamError
+from stream.inference.select import EngineConfig
+from stream.recognize.voting import VotingConfig
+from stream.track.sort import TrackerConfig
+
+log = logging.getLogger(__name__)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Section):
+    name: str = Field(default="dlib-resnet-v1", description="embedding model (see `facestream models list`)")
+    threshold: float | None = Field(
+        default=None, gt=0, description="match threshold; null = the model manifest's default"
+    )
+
+
+class BatchingConfig(_Section):
+    max_batch: int = Field(default=32, ge=1, le=1024, description="most crops per engine call")
+    max_wait_ms: float = Field(
+        default=8.0, ge=0, le=1000,
+        description="how long the first crop of a batch may wait for more; partial batches leave on time",
+    )
+
+
+class RecognitionConfig(_Section):
+    reembed_every: int = Field(
+        default=10, ge=1, le=1000,
+        description="frames between re-embeddings of a track that already has a confident identity",
+    )
+    max_faces_per_frame: int = Field(
+        default=16, ge=1, le=256, description="largest faces embedded per frame; the rest are tracked only"
+    )
+
+
+class PipelineConfig(_Section):
+    detect_workers: int = Field(default=1, ge=1, le=64, description="detection+alignment processes")
+    frame_slots: int = Field(
+        default=12, ge=2, le=256,
+        description="shared-memory frame slots per source: bounds the frames in flight (latency and memory)",
+    )
+    max_frame_width: int = Field(default=1920, ge=64, le=8192, description="live frames above this are scaled down")
+    max_frame_height: int = Field(default=1080, ge=64, le=8192, description="live frames above this are scaled down")
+    max_restarts: int = Field(default=5, ge=0, le=1000, description="restarts per process before giving up")
+    restart_window_s: float = Field(default=60.0, gt=0, description="window over which restarts are counted")
+    stall_timeout_s: float = Field(
+        default=30.0, gt=0, description="a worker whose heartbeat is older than this is restarted"
+    )
+
+
+class SourceConfig(_Section):
+    open_timeout_s: float = Field(default=10.0, gt=0, le=300, description="network stream open timeout")
+    read_timeout_s: float = Field(default=5.0, gt=0, le=300, description="network stream read timeout")
+    reconnect_initial_s: float = Field(default=0.5, gt=0, le=60, description="first reconnect delay")
+    reconnect_max_s: float = Field(default=10.0, gt=0, le=600, description="reconnect delay cap")
+    realtime: bool = Field(default=False, description="pace files at their own frame rate")
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> SourceConfig:
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_initial_s")
+        return self
+
+
+class OutputConfig(_Section):
+    publish: str | None = Field(default=None, description="ZeroMQ endpoint to bind a PUB socket on, e.g. tcp://*:5556")
+    sndhwm: int = Field(default=1000, ge=1, le=1_000_000, description="ZeroMQ send high-water mark (messages)")
+    events_out: Path | None = Field(default=None, description="append events as JSON lines to this file")
+    heartbeat_s: float = Field(default=5.0, gt=0, le=3600, description="seconds between heartbeat events")
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="serve Prometheus metrics on this port (127.0.0.1)"
+    )
+
+
+class AppConfig(_Section):
+    model: ModelConfig = ModelConfig()
+    engine: EngineConfig = EngineConfig()
+    detector: DetectorConfig = DetectorConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    voting: VotingConfig = VotingConfig()
+    recognition: RecognitionConfig = RecognitionConfig()
+    batching: BatchingConfig = BatchingConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    sources: SourceConfig = SourceConfig()
+    output: OutputConfig = OutputConfig()
+    gallery: Path | None = Field(default=None, description="gallery file (.npz) from `facestream enroll`")
+
+
+def load_config(path: Path | None) -> AppConfig:
+    """Load and validate a YAML config; errors are one line naming the file, line and key."""
+    if path is None:
+        return AppConfig()
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise FacestreamError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FacestreamError(f"{path}: cannot read config ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise FacestreamError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise FacestreamError(f"{path}: the config must be a mapping of sections, got {type(data).__name__}")
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err["loc"]]
+        line = _line_of(root, err["loc"])
+        where = f" line {line}" if line else ""
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        value = "" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"
+        raise FacestreamError(f"{path}:{where} {'.'.join(loc)}: {msg}{value}") from None
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+    """1-based line of the YAML node at a pydantic error location, as far as it can be followed."""
+    line = None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = None
+            for k, v in node.value:
+                if k.value == str(key):
+                    found, line = v, k.start_mark.line + 1
+                    break
+            if found is None:
+                return line
+            node = found
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

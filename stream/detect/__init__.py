@@ -1,0 +1,1 @@
+"""Face detection: MediaPipe BlazeFace, offline from the installed package."""

@@ -1,0 +1,97 @@
+"""MediaPipe BlazeFace detector, short- or full-range, from the models inside the mediapipe wheel.
+
+We drive MediaPipe's legacy ``solutions.face_detection`` graph. The Tasks API ``FaceDetector``
+runs the bundled short-range model and gives identical boxes (checked on ../shared/media), but
+fails on the bundled full-range model (``face_detection_full_range_sparse.tflite``: its anchor
+count differs from what the Tasks graph assumes), so one code path for both ranges means the
+legacy graph. mediapipe 0.10.21 is the last release with these models inside the package.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from stream.errors import FacestreamError
+from stream.faces import NUM_KEYPOINTS, Faces
+
+log = logging.getLogger(__name__)
+
+
+class DetectorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: Literal["short", "full"] = Field(
+        default="short",
+        description="short: faces within ~2 m of the camera, fastest; full: smaller, farther faces (~5 m)",
+    )
+    min_confidence: float = Field(default=0.5, ge=0.0, le=1.0, description="detector score threshold")
+    min_face_px: int = Field(
+        default=32, ge=0, le=4096,
+        description="faces narrower than this (pixels) are ignored: too small to recognise reliably",
+    )
+
+
+class MediaPipeFaceDetector:
+    """``detect(image_bgr) -> Faces`` with pixel boxes and MediaPipe's 6 keypoints.
+
+    Not thread-safe; make one per process. Construction is cheap; the graph loads on first use.
+    """
+
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        self.config = config or DetectorConfig()
+        self._graph = None
+
+    def _load(self):
+        try:
+            from mediapipe.python.solutions import face_detection
+        except ImportError as exc:  # pragma: no cover - hard dependency
+            raise FacestreamError(f"mediapipe is not installed ({exc})") from None
+        self._graph = face_detection.FaceDetection(
+            model_selection=0 if self.config.model == "short" else 1,
+            min_detection_confidence=self.config.min_confidence,
+        )
+        log.info("MediaPipe face detector loaded (%s range)", self.config.model)
+        return self._graph
+
+    def detect(self, image_bgr: np.ndarray) -> Faces:
+        if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
+            raise ValueError(f"expected a BGR uint8 (H, W, 3) image; got {image_bgr.dtype} {image_bgr.shape}")
+        graph = self._graph or self._load()
+        rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+        result = graph.process(rgb)
+        detections = result.detections or []
+        if not detections:
+            return Faces.empty()
+        h, w = image_bgr.shape[:2]
+        n = len(detections)
+        boxes = np.empty((n, 4), np.float32)
+        scores = np.empty(n, np.float32)
+        keypoints = np.zeros((n, NUM_KEYPOINTS, 2), np.float32)
+        for i, det in enumerate(detections):
+            loc = det.location_data
+            rb = loc.relative_bounding_box
+            boxes[i] = (rb.xmin * w, rb.ymin * h, (rb.xmin + rb.width) * w, (rb.ymin + rb.height) * h)
+            scores[i] = det.score[0]
+            for k, kp in enumerate(loc.relative_keypoints[:NUM_KEYPOINTS]):
+                keypoints[i, k] = (kp.x * w, kp.y * h)
+        np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
+        np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
+        faces = Faces(boxes, scores, keypoints)
+        keep = faces.widths >= self.config.min_face_px
+        return faces if keep.all() else faces[keep]
+
+    def close(self) -> None:
+        if self._graph is not None:
+            self._graph.close()
+            self._graph = None
+
+    def __enter__(self) -> MediaPipeFaceDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,45 @@
+"""Micro-batching for the embedder: full batches leave at once, partial ones when the first waited long enough."""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def collect_batch(
+    get: Callable[[float], Any],
+    crops_of: Callable[[Any], int],
+    max_batch: int,
+    max_wait_s: float,
+    poll_s: float = 0.25,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[Any]:
+    """Take items from ``get(timeout)`` (raising ``queue.Empty`` on timeout) until they hold
+    ``max_batch`` crops or ``max_wait_s`` has passed since the first arrived.
+
+    Returns [] when nothing arrived within ``poll_s`` (so the caller can check for shutdown).
+    Items with no crops (end-of-source markers, frames whose faces need no embedding) ride along
+    in order; if the first item has none, it leaves at once rather than waiting for company.
+    """
+    try:
+        first = get(poll_s)
+    except queue.Empty:
+        return []
+    items = [first]
+    total = crops_of(first)
+    if total == 0:
+        return items
+    deadline = clock() + max_wait_s
+    while total < max_batch:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            break
+        try:
+            item = get(remaining)
+        except queue.Empty:
+            break
+        items.append(item)
+        total += crops_of(item)
+    return items

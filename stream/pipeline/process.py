@@ -1,0 +1,57 @@
+"""What every pipeline process shares: the stop event, heartbeats, and one-line fatal errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from stream.errors import FacestreamError
+
+FATAL_EXIT = 3  # a user-fixable error (bad model, engine unavailable): restarting cannot help
+
+
+@dataclass
+class Shared:
+    """Cross-process handles every worker gets (multiprocessing objects from the spawn context)."""
+
+    stop: Any  # Event: drain and stop
+    heartbeats: Any  # Array('d'): per-process last-alive wall clock, by worker index
+    errors: Any  # Queue[str]: a worker's one-line fatal error, read by the supervisor
+    log_level: str = "WARNING"
+
+
+def init_process(shared: Shared, index: int, title: str) -> None:
+    """First thing in every worker: signals, logging, thread limits, first heartbeat."""
+    # Ctrl-C reaches the whole process group; only the supervisor reacts, workers drain.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(
+        level=getattr(logging, shared.log_level),
+        format=f"%(asctime)s %(levelname)s {title}[%(process)d] %(name)s: %(message)s",
+    )
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    beat(shared, index)
+
+
+def beat(shared: Shared, index: int) -> None:
+    shared.heartbeats[index] = time.time()
+
+
+class fatal_errors_exit:
+    """Turn a FacestreamError in a worker into one line for the supervisor and exit FATAL_EXIT."""
+
+    def __init__(self, shared: Shared, title: str) -> None:
+        self.shared = shared
+        self.title = title
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
+        if isinstance(exc, FacestreamError):
+            self.shared.errors.put(f"{self.title}: {exc}")
+            raise SystemExit(FATAL_EXIT)
+        return False

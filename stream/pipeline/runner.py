@@ -1,0 +1,217 @@
+"""Build the process graph for a run, drive it to the end, and clean up.
+
+    reader (1 per source) -> detect worker(s) -> embedder (1, owns the model) -> publisher (1)
+                 \\______________ frame slots returned by the publisher ______________/
+
+Frames and crops live in per-source shared-memory rings created and unlinked here.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import secrets
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from stream.config.schema import AppConfig
+from stream.errors import FacestreamError
+from stream.models.manifest import ModelManifest
+from stream.models.store import ModelStore
+from stream.pipeline.messages import EndOfSource
+from stream.pipeline.process import Shared
+from stream.pipeline.shm import FrameRing, RingLayout
+from stream.pipeline.supervisor import PipelineFailed, ProcessSpec, Supervisor
+from stream.pipeline.workers import (
+    DetectSpec,
+    EmbedSpec,
+    PublishSpec,
+    ReaderSpec,
+    detect_main,
+    embed_main,
+    publish_main,
+    reader_main,
+)
+from stream.sources.spec import SourceSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    spec: SourceSpec
+    width: int
+    height: int
+    fps: float
+    frame_count: int  # 0 when unknown (live)
+
+
+def probe_source(spec: SourceSpec) -> SourceInfo:
+    """Check a file source up front so a bad path fails before any process starts."""
+    if spec.live:
+        return SourceInfo(spec, 0, 0, 0.0, 0)
+    path = Path(spec.uri)
+    if not path.exists():
+        raise FacestreamError(f"{spec.uri}: not found")
+    if not path.is_file():
+        raise FacestreamError(f"{spec.uri}: not a file")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        ok, image = cap.read() if cap.isOpened() else (False, None)
+        if not ok or image is None:
+            raise FacestreamError(f"{spec.uri}: not a video OpenCV can decode")
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        return SourceInfo(spec, image.shape[1], image.shape[0], fps, max(count, 0))
+    finally:
+        cap.release()
+
+
+def run_pipeline(
+    config: AppConfig,
+    sources: list[SourceSpec],
+    *,
+    annotate: Path | None = None,
+    progress: bool = True,
+    log_level: str = "WARNING",
+    ready_timeout_s: float = 120.0,
+) -> dict[str, Any]:
+    """Run until every source ends (files) or a stop signal; return the run summary."""
+    if not sources:
+        raise FacestreamError("no sources given")
+    model = ModelStore().get(config.model.name)
+    manifest = model.manifest
+    if config.gallery is not None:
+        from stream.recognize.gallery import Gallery
+
+        Gallery.load(config.gallery, manifest)  # fail now, in one line, not inside a worker
+    infos = [probe_source(s) for s in sources]
+    ctx = mp.get_context("spawn")  # CUDA and MediaPipe must never inherit a forked parent's state
+    run_id = f"fs{os.getpid()}-{secrets.token_hex(3)}"
+    layouts = {info.spec.name: _layout(run_id, i, info, config, manifest) for i, info in enumerate(infos)}
+    rings = {name: FrameRing.create(layout) for name, layout in layouts.items()}
+    shared = Shared(stop=ctx.Event(), heartbeats=ctx.Array("d", len(sources) + config.pipeline.detect_workers + 2),
+                    errors=ctx.Queue(), log_level=log_level)
+    try:
+        return _run(config, model.name, manifest, infos, layouts, shared, ctx, annotate, progress, ready_timeout_s)
+    finally:
+        for ring in rings.values():
+            ring.close()
+            ring.unlink()
+
+
+def _layout(run_id: str, i: int, info: SourceInfo, config: AppConfig, manifest: ModelManifest) -> RingLayout:
+    pc = config.pipeline
+    h, w = (info.height, info.width) if not info.spec.live else (pc.max_frame_height, pc.max_frame_width)
+    return RingLayout(f"{run_id}-{i}", pc.frame_slots, h, w, config.recognition.max_faces_per_frame,
+                      manifest.input.height, manifest.input.width)
+
+
+def _run(config: AppConfig, model_name: str, manifest: ModelManifest, infos: list[SourceInfo],
+         layouts: dict[str, RingLayout], shared: Shared, ctx: Any, annotate: Path | None,
+         progress: bool, ready_timeout_s: float) -> dict[str, Any]:
+    names = [info.spec.name for info in infos]
+    n_detect = min(config.pipeline.detect_workers, len(infos))
+    free_slots = {name: ctx.Queue() for name in names}
+    for name in names:
+        for slot in range(layouts[name].slots):
+            free_slots[name].put(slot)
+    detect_in = [ctx.Queue() for _ in range(n_detect)]
+    feedback = [ctx.Queue() for _ in range(n_detect)]
+    worker_of = {name: i % n_detect for i, name in enumerate(names)}
+    embed_in, publish_in, summary_q, engine_info = ctx.Queue(), ctx.Queue(), ctx.Queue(), ctx.Queue()
+    ready = ctx.Event()
+    frames_read = {name: ctx.Value("q", 0) for name in names}
+    frames_done = {name: ctx.Value("q", 0) for name in names}
+
+    sup = Supervisor(ctx, shared, max_restarts=config.pipeline.max_restarts,
+                     restart_window_s=config.pipeline.restart_window_s,
+                     stall_timeout_s=config.pipeline.stall_timeout_s)
+    hb = iter(range(len(shared.heartbeats)))
+    # Consumers first, producers last.
+    sup.start(ProcessSpec("publish", publish_main, (PublishSpec(
+        0, config, manifest, layouts, publish_in, free_slots, {n: feedback[worker_of[n]] for n in names},
+        frames_done, summary_q, annotate, {i.spec.name: i.fps for i in infos}),), next(hb)))
+    sup.start(ProcessSpec("embed", embed_main, (EmbedSpec(
+        1, config, model_name, layouts, embed_in, publish_in, ready, engine_info),), next(hb),
+        watch_stall=ready.is_set))
+    for k in range(n_detect):
+        mine = {n: layouts[n] for n in names if worker_of[n] == k}
+        idx = next(hb)
+        sup.start(ProcessSpec(f"detect-{k}", detect_main, (DetectSpec(
+            idx, config, manifest, mine, detect_in[k], feedback[k], embed_in),), idx))
+    _wait_ready(ready, sup, ready_timeout_s)
+    info = engine_info.get(timeout=5)
+    log.info("engine: %s", info)
+    for source_info in infos:
+        name = source_info.spec.name
+        idx = next(hb)
+        queue_ = detect_in[worker_of[name]]
+        sup.start(ProcessSpec(
+            f"reader-{name}", reader_main,
+            (ReaderSpec(idx, source_info.spec, config, layouts[name], free_slots[name], queue_, frames_read[name]),),
+            idx, restartable=source_info.spec.live,
+            on_give_up=lambda reason, n=name, q=queue_: q.put(EndOfSource(n, 0, 0, f"reader {reason}")),
+        ))
+
+    bar = _progress_bar(infos) if progress else None
+    stop_requests = 0
+    drain_deadline: float | None = None
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stop_requests, drain_deadline
+        stop_requests += 1
+        shared.stop.set()
+        drain_deadline = time.monotonic() + 10.0
+        log.warning("%s: draining (send again to force)", signal.Signals(signum).name)
+        if stop_requests > 1:
+            raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    summary: dict[str, Any] = {}
+    try:
+        while True:
+            sup.poll()
+            if bar is not None:
+                bar.n = sum(v.value for v in frames_done.values())
+                bar.refresh()
+            if sup.is_done("publish"):
+                summary = summary_q.get(timeout=5)
+                break
+            if drain_deadline is not None and time.monotonic() > drain_deadline:
+                log.warning("drain timed out; stopping now")
+                break
+            time.sleep(0.1)
+    except PipelineFailed as exc:
+        raise FacestreamError(str(exc)) from None
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if bar is not None:
+            bar.close()
+        sup.shutdown()
+    summary["engine"] = info
+    summary["restarts"] = sup.restart_count
+    summary["interrupted"] = stop_requests > 0
+    return summary
+
+
+def _wait_ready(ready: Any, sup: Supervisor, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ready.wait(0.2):
+        sup.poll()
+        if time.monotonic() > deadline:
+            raise FacestreamError(f"the embedding engine did not start within {timeout_s:.0f} s")
+
+
+def _progress_bar(infos: list[SourceInfo]):
+    from tqdm import tqdm
+
+    total = sum(i.frame_count for i in infos) if all(not i.spec.live for i in infos) else None
+    return tqdm(total=total, unit="frame", desc="facestream", leave=False, dynamic_ncols=True)

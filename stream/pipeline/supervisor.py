@@ -1,0 +1,137 @@
+"""Start, watch, restart and stop the pipeline's processes.
+
+Start-up is a flat list (consumers first, so nothing produces into a void); shutdown asks every
+process to drain via the stop event and then walks the same list reversed (producers first).
+A process that dies is restarted from its spec, at most ``max_restarts`` times per window; a
+process whose heartbeat goes stale is killed and restarted. A process that may not be restarted
+(a file reader would start the file again) is given up with its ``on_give_up`` hook, which lets
+the rest of the pipeline finish cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.pipeline.process import FATAL_EXIT
+
+log = logging.getLogger(__name__)
+
+
+class PipelineFailed(RuntimeError):
+    """A process kept dying; the message says which and why."""
+
+
+@dataclass
+class ProcessSpec:
+    name: str
+    target: Callable[..., None]
+    args: tuple
+    heartbeat_index: int
+    restartable: bool = True
+    on_give_up: Callable[[str], None] | None = None
+    watch_stall: Callable[[], bool] = field(default=lambda: True)  # e.g. not while a model loads
+
+
+@dataclass
+class _Running:
+    spec: ProcessSpec
+    process: Any
+    restarts: deque = field(default_factory=deque)
+    done: bool = False
+
+
+class Supervisor:
+    def __init__(self, ctx: Any, shared: Any, *, max_restarts: int, restart_window_s: float,
+                 stall_timeout_s: float) -> None:
+        self.ctx = ctx
+        self.shared = shared
+        self.max_restarts = max_restarts
+        self.restart_window_s = restart_window_s
+        self.stall_timeout_s = stall_timeout_s
+        self.running: list[_Running] = []
+        self.restart_count = 0
+
+    def start(self, spec: ProcessSpec) -> None:
+        entry = _Running(spec, self._spawn(spec))
+        self.running.append(entry)
+
+    def _spawn(self, spec: ProcessSpec) -> Any:
+        self.shared.heartbeats[spec.heartbeat_index] = time.time()
+        process = self.ctx.Process(target=spec.target, args=(*spec.args, self.shared), name=spec.name, daemon=True)
+        process.start()
+        log.info("started %s (pid %d)", spec.name, process.pid)
+        return process
+
+    def is_done(self, name: str) -> bool:
+        return any(r.done for r in self.running if r.spec.name == name)
+
+    def poll(self) -> None:
+        """Restart dead or stuck processes; raise PipelineFailed when one keeps failing."""
+        stopping = self.shared.stop.is_set()
+        now = time.time()
+        for entry in self.running:
+            if entry.done:
+                continue
+            proc = entry.process
+            if not proc.is_alive():
+                proc.join(0)
+                if proc.exitcode == 0:
+                    entry.done = True
+                    continue
+                if proc.exitcode == FATAL_EXIT:
+                    raise PipelineFailed(self._fatal_message(entry.spec.name))
+                reason = f"exited with code {proc.exitcode}"
+            elif (not stopping and entry.spec.watch_stall()
+                  and now - self.shared.heartbeats[entry.spec.heartbeat_index] > self.stall_timeout_s):
+                reason = f"no heartbeat for {self.stall_timeout_s:.0f} s"
+                proc.kill()
+                proc.join(5)
+            else:
+                continue
+            self._recover(entry, reason, stopping)
+
+    def _fatal_message(self, name: str) -> str:
+        try:
+            return self.shared.errors.get(timeout=1)
+        except queue.Empty:
+            return f"{name} failed (see the log above)"
+
+    def _recover(self, entry: _Running, reason: str, stopping: bool) -> None:
+        name = entry.spec.name
+        if stopping or not entry.spec.restartable:
+            log.error("%s %s; not restarting", name, reason)
+            entry.done = True
+            if entry.spec.on_give_up is not None:
+                entry.spec.on_give_up(reason)
+            return
+        now = time.monotonic()
+        while entry.restarts and now - entry.restarts[0] > self.restart_window_s:
+            entry.restarts.popleft()
+        if len(entry.restarts) >= self.max_restarts:
+            raise PipelineFailed(f"{name} {reason}, after {len(entry.restarts)} restarts in "
+                                 f"{self.restart_window_s:.0f} s; giving up")
+        entry.restarts.append(now)
+        self.restart_count += 1
+        log.warning("%s %s; restarting (restart %d)", name, reason, len(entry.restarts))
+        entry.process = self._spawn(entry.spec)
+
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Ask everything to drain, wait (producers first), then terminate stragglers."""
+        self.shared.stop.set()
+        deadline = time.monotonic() + timeout_s
+        for entry in reversed(self.running):
+            entry.process.join(max(0.0, deadline - time.monotonic()))
+        for entry in reversed(self.running):
+            if entry.process.is_alive():
+                log.warning("%s did not stop in time; terminating", entry.spec.name)
+                entry.process.terminate()
+                entry.process.join(2)
+            if entry.process.is_alive():
+                entry.process.kill()
+                entry.process.join(2)

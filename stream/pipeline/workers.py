@@ -1,0 +1,323 @@
+"""Process entry points: thin loops that move messages between the plain stage classes.
+
+Each ``*_main`` runs in a spawned process, takes one picklable spec, and exits 0 when its inputs
+have all ended (or the stop event is set and it has drained). Heavy objects (MediaPipe graph,
+ONNX session, CUDA context) are created here, inside the process that uses them.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from stream.config.schema import AppConfig
+from stream.errors import FacestreamError
+from stream.models.manifest import ModelManifest
+from stream.pipeline.batching import collect_batch
+from stream.pipeline.messages import EndOfSource, FacesMsg, FrameMsg, ResultMsg, TrackStatus
+from stream.pipeline.process import Shared, beat, fatal_errors_exit, init_process
+from stream.pipeline.shm import FrameRing, RingLayout
+from stream.sources.spec import SourceSpec
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.25
+
+
+# ---------------------------------------------------------------------------------------------
+# reader
+
+
+@dataclass
+class ReaderSpec:
+    index: int
+    source: SourceSpec
+    config: AppConfig
+    layout: RingLayout
+    free_slots: Any  # Queue[int]
+    out: Any  # Queue to the source's detect worker
+    frames_done: Any  # Value('q'): frames read so far (progress)
+
+
+def reader_main(spec: ReaderSpec, shared: Shared) -> None:
+    from stream.sources.live import ReconnectPolicy
+    from stream.sources.open import open_source
+
+    init_process(shared, spec.index, f"reader:{spec.source.name}")
+    cfg = spec.config.sources
+    ring = FrameRing.attach(spec.layout)
+    source = open_source(
+        spec.source,
+        realtime=cfg.realtime,
+        reconnect=ReconnectPolicy(initial_s=cfg.reconnect_initial_s, max_s=cfg.reconnect_max_s),
+        open_timeout_s=cfg.open_timeout_s,
+        read_timeout_s=cfg.read_timeout_s,
+    )
+    frames = dropped = 0
+    error: str | None = None
+    try:
+        source.open()
+        while not shared.stop.is_set():
+            beat(shared, spec.index)
+            t0 = time.perf_counter()
+            try:
+                frame = source.read(timeout=POLL_S)
+            except TimeoutError:
+                continue
+            if frame is None:
+                break
+            read_ms = (time.perf_counter() - t0) * 1e3
+            slot = _take_slot(spec, shared)
+            if slot is None:
+                if shared.stop.is_set():
+                    break
+                dropped += 1  # live source and the pipeline is full: the newest frame wins next time
+                continue
+            image = _fit(frame.image, spec.layout)
+            h, w = image.shape[:2]
+            ring.frame(slot, h, w)[...] = image
+            spec.out.put(FrameMsg(spec.source.name, slot, frame.index, frame.pts, frame.capture_ts, h, w, read_ms))
+            frames += 1
+            spec.frames_done.value = frames
+    except FacestreamError as exc:
+        error = str(exc)
+        log.error("%s", exc)
+    finally:
+        stats = getattr(source, "stats", None)
+        dropped += int(getattr(stats, "frames_dropped", 0) or 0)
+        source.close()
+        spec.out.put(EndOfSource(spec.source.name, frames, dropped, error))
+        ring.close()
+
+
+def _take_slot(spec: ReaderSpec, shared: Shared) -> int | None:
+    if spec.source.live:
+        try:
+            return spec.free_slots.get_nowait()
+        except queue.Empty:
+            return None
+    # Files: every frame is processed, so wait for the pipeline (backpressure, not drops).
+    while not shared.stop.is_set():
+        beat(shared, spec.index)
+        try:
+            return spec.free_slots.get(timeout=POLL_S)
+        except queue.Empty:
+            continue
+    return None
+
+
+def _fit(image: np.ndarray, layout: RingLayout) -> np.ndarray:
+    h, w = image.shape[:2]
+    if h <= layout.max_height and w <= layout.max_width:
+        return image
+    scale = min(layout.max_height / h, layout.max_width / w)
+    return cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+# ---------------------------------------------------------------------------------------------
+# detect + track + align
+
+
+@dataclass
+class DetectSpec:
+    index: int
+    config: AppConfig
+    manifest: ModelManifest
+    layouts: dict[str, RingLayout]  # the sources this worker owns
+    inbox: Any
+    feedback: Any  # Queue[TrackStatus] from the publisher
+    out: Any  # Queue to the embedder
+
+
+def detect_main(spec: DetectSpec, shared: Shared) -> None:
+    from stream.align import FaceAligner
+    from stream.detect.mediapipe_detector import MediaPipeFaceDetector
+    from stream.track.cadence import EmbeddingCadence
+    from stream.track.sort import SortTracker
+
+    init_process(shared, spec.index, "detect")
+    cfg = spec.config
+    rings = {name: FrameRing.attach(layout) for name, layout in spec.layouts.items()}
+    trackers = {name: SortTracker(cfg.tracker) for name in rings}
+    cadences = {name: EmbeddingCadence(cfg.recognition.reembed_every) for name in rings}
+    detector = MediaPipeFaceDetector(cfg.detector)
+    aligner = FaceAligner.for_model(spec.manifest)
+    open_sources = set(rings)
+    try:
+        while open_sources:
+            beat(shared, spec.index)
+            _drain_feedback(spec.feedback, cadences)
+            try:
+                msg = spec.inbox.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            if isinstance(msg, EndOfSource):
+                open_sources.discard(msg.source)
+                spec.out.put(msg)
+                continue
+            spec.out.put(_detect_frame(msg, rings[msg.source], detector, aligner,
+                                       trackers[msg.source], cadences[msg.source], cfg))
+    finally:
+        detector.close()
+        for ring in rings.values():
+            ring.close()
+
+
+def _detect_frame(msg: FrameMsg, ring: FrameRing, detector, aligner, tracker, cadence, cfg: AppConfig) -> FacesMsg:
+    t0 = time.perf_counter()
+    image = ring.frame(msg.slot, msg.height, msg.width)
+    faces = tracker.update(detector.detect(image))
+    ended = tracker.pop_ended()
+    for track in ended:
+        cadence.forget(track.track_id)
+    rows = np.flatnonzero(cadence.select(faces.track_id, msg.index))
+    limit = ring.layout.max_faces
+    if len(rows) > limit:  # keep the largest faces: they recognise best
+        rows = rows[np.argsort(-faces.widths[rows], kind="stable")[:limit]]
+    if len(rows):
+        aligner.align(image, faces[rows], out=ring.crops(msg.slot))
+    return FacesMsg(msg, faces, rows, ended, (time.perf_counter() - t0) * 1e3)
+
+
+def _drain_feedback(feedback: Any, cadences: dict) -> None:
+    while True:
+        try:
+            status: TrackStatus = feedback.get_nowait()
+        except queue.Empty:
+            return
+        cadence = cadences.get(status.source)
+        if cadence is not None:
+            cadence.mark(status.track_id, status.confident)
+
+
+# ---------------------------------------------------------------------------------------------
+# embed
+
+
+@dataclass
+class EmbedSpec:
+    index: int
+    config: AppConfig
+    model_name: str
+    layouts: dict[str, RingLayout]
+    inbox: Any
+    out: Any
+    ready: Any  # Event set once the engine is loaded and warm
+    engine_info: Any  # Queue: one dict describing the engine chosen
+
+
+def embed_main(spec: EmbedSpec, shared: Shared) -> None:
+    from stream.inference.select import create_engine
+    from stream.models.store import ModelStore
+
+    init_process(shared, spec.index, "embed")
+    cfg = spec.config
+    with fatal_errors_exit(shared, "embed"):
+        model = ModelStore().get(spec.model_name, verify=False)
+        engine = create_engine(cfg.engine, model)
+        engine.load()
+    warm_s = engine.warmup((1, min(cfg.batching.max_batch, engine.max_batch)))
+    spec.engine_info.put({"backend": engine.backend, "model": model.name, "max_batch": engine.max_batch,
+                          "warmup_s": round(warm_s, 3)})
+    spec.ready.set()
+    rings = {name: FrameRing.attach(layout) for name, layout in spec.layouts.items()}
+    open_sources = set(rings)
+    max_wait_s = cfg.batching.max_wait_ms / 1e3
+
+    def get(timeout: float) -> Any:
+        return spec.inbox.get(timeout=timeout)
+
+    try:
+        while open_sources:
+            beat(shared, spec.index)
+            items = collect_batch(get, _crops_of, cfg.batching.max_batch, max_wait_s, POLL_S)
+            if not items:
+                continue
+            _embed_items(items, rings, engine, spec.out)
+            for item in items:
+                if isinstance(item, EndOfSource):
+                    open_sources.discard(item.source)
+    finally:
+        engine.close()
+        for ring in rings.values():
+            ring.close()
+
+
+def _crops_of(item: Any) -> int:
+    return len(item.embed_rows) if isinstance(item, FacesMsg) else 0
+
+
+def _embed_items(items: list[Any], rings: dict[str, FrameRing], engine, out: Any) -> None:
+    frames = [item for item in items if isinstance(item, FacesMsg)]
+    counts = [len(f.embed_rows) for f in frames]
+    total = sum(counts)
+    embeddings = np.zeros((0, engine.manifest.embedding_size), np.float32)
+    elapsed_ms = 0.0
+    if total:
+        batch = np.concatenate([rings[f.frame.source].crops(f.frame.slot)[:n] for f, n in zip(frames, counts) if n])
+        t0 = time.perf_counter()
+        embeddings = engine.embed(batch)
+        elapsed_ms = (time.perf_counter() - t0) * 1e3
+    offset = 0
+    for item in items:
+        if isinstance(item, FacesMsg):
+            n = len(item.embed_rows)
+            share = elapsed_ms * n / total if total else 0.0
+            out.put(ResultMsg(item, embeddings[offset : offset + n], share, total))
+            offset += n
+        else:
+            out.put(item)
+
+
+# ---------------------------------------------------------------------------------------------
+# track voting + events
+
+
+@dataclass
+class PublishSpec:
+    index: int
+    config: AppConfig
+    manifest: ModelManifest
+    layouts: dict[str, RingLayout]
+    inbox: Any
+    free_slots: dict[str, Any]  # per source: Queue[int]
+    feedback: dict[str, Any]  # per source: the owning detect worker's feedback queue
+    frames_done: dict[str, Any]  # per source: Value('q') processed frames
+    summary: Any  # Queue: one dict at the end
+    annotate: Path | None = None
+    source_fps: dict[str, float] = field(default_factory=dict)
+
+
+def publish_main(spec: PublishSpec, shared: Shared) -> None:
+    from stream.pipeline.publishing import Publisher
+
+    init_process(shared, spec.index, "publish")
+    rings = {name: FrameRing.attach(layout) for name, layout in spec.layouts.items()}
+    with fatal_errors_exit(shared, "publish"):
+        publisher = Publisher(spec, rings)
+    open_sources = set(rings)
+    try:
+        while open_sources:
+            beat(shared, spec.index)
+            publisher.maybe_heartbeat()
+            try:
+                msg = spec.inbox.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            if isinstance(msg, EndOfSource):
+                publisher.end_source(msg)
+                open_sources.discard(msg.source)
+            else:
+                publisher.handle(msg)
+        spec.summary.put(publisher.summary())
+    finally:
+        publisher.close()
+        for ring in rings.values():
+            ring.close()
