@@ -14,7 +14,6 @@ import math
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from stream.errors import FacestreamError
 

@@ -1,10 +1,56 @@
-"""Placeholder: `facestream subscribe` (being written)."""
+"""`facestream subscribe`: a downstream consumer that prints or records events."""
 
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+import time
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("subscribe", help="(not yet implemented)")
-    p.set_defaults(func=lambda args: 1)
+    p = subparsers.add_parser("subscribe", help="print or record events from a running pipeline")
+    p.add_argument("--connect", required=True, metavar="ENDPOINT", help="e.g. tcp://127.0.0.1:5556")
+    p.add_argument("--topic", action="append", default=[], metavar="PREFIX",
+                   help="only events whose topic starts with this (e.g. identity. or identity.cam1); repeatable")
+    p.add_argument("--out", type=Path, metavar="FILE.jsonl", help="append events here instead of stdout")
+    p.add_argument("--count", type=int, help="exit after this many events")
+    p.add_argument("--timeout", type=float, help="exit when no event arrives for this many seconds")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from stream.events.sinks import JsonlSink
+    from stream.events.subscriber import EventSubscriber
+
+    sub = EventSubscriber(args.connect, tuple(args.topic) or ("",))
+    sink = JsonlSink(args.out) if args.out else None
+    stop = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, on_signal)
+    last = time.monotonic()
+    try:
+        while not stop and (args.count is None or sub.received < args.count):
+            event = sub.receive(timeout_s=0.2)
+            if event is None:
+                if args.timeout is not None and time.monotonic() - last > args.timeout:
+                    break
+                continue
+            last = time.monotonic()
+            if sink is not None:
+                sink.write(event)
+            else:
+                print(event.to_json(), flush=True)
+    finally:
+        if sink is not None:
+            sink.close()
+        sub.close()
+        print(f"facestream subscribe: {sub.received} events, {sub.gaps} missed, {sub.invalid} invalid",
+              file=sys.stderr)
+    return 0

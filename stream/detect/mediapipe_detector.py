@@ -9,7 +9,11 @@ legacy graph. mediapipe 0.10.21 is the last release with these models inside the
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
+from collections.abc import Iterator
 from typing import Literal
 
 import cv2
@@ -20,6 +24,25 @@ from stream.errors import FacestreamError
 from stream.faces import NUM_KEYPOINTS, Faces
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
+    """Mute what MediaPipe's C++ (glog, TFLite) writes straight to file descriptor 2 while its graph
+    starts: several lines of INFO/WARNING noise per process that a user cannot act on."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class DetectorConfig(BaseModel):
@@ -46,15 +69,24 @@ class MediaPipeFaceDetector:
         self.config = config or DetectorConfig()
         self._graph = None
 
+    def load(self) -> MediaPipeFaceDetector:
+        """Start the graph now (it otherwise starts on the first frame): ~1-2 s."""
+        if self._graph is None:
+            self._load()
+        return self
+
     def _load(self):
-        try:
-            from mediapipe.python.solutions import face_detection
-        except ImportError as exc:  # pragma: no cover - hard dependency
-            raise FacestreamError(f"mediapipe is not installed ({exc})") from None
-        self._graph = face_detection.FaceDetection(
-            model_selection=0 if self.config.model == "short" else 1,
-            min_detection_confidence=self.config.min_confidence,
-        )
+        with native_stderr_silenced(enabled=not log.isEnabledFor(logging.DEBUG)):
+            try:
+                from mediapipe.python.solutions import face_detection
+            except ImportError as exc:  # pragma: no cover - hard dependency
+                raise FacestreamError(f"mediapipe is not installed ({exc})") from None
+            self._graph = face_detection.FaceDetection(
+                model_selection=0 if self.config.model == "short" else 1,
+                min_detection_confidence=self.config.min_confidence,
+            )
+            # The first inference creates the TFLite delegate, which also prints to stderr.
+            self._graph.process(np.zeros((64, 64, 3), np.uint8))
         log.info("MediaPipe face detector loaded (%s range)", self.config.model)
         return self._graph
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ class Shared:
     stop: Any  # Event: drain and stop
     heartbeats: Any  # Array('d'): per-process last-alive wall clock, by worker index
     errors: Any  # Queue[str]: a worker's one-line fatal error, read by the supervisor
+    cpu: Any = None  # Queue[tuple[str, float]]: each worker's CPU seconds when it exits
     log_level: str = "WARNING"
 
 
@@ -34,6 +36,13 @@ def init_process(shared: Shared, index: int, title: str) -> None:
     )
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     beat(shared, index)
+
+
+def report_cpu(shared: Shared, title: str) -> None:
+    """Send this process's CPU time (user + system) to the supervisor for the run summary."""
+    if shared.cpu is not None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        shared.cpu.put((title, round(usage.ru_utime + usage.ru_stime, 3)))
 
 
 def beat(shared: Shared, index: int) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import queue
+import resource
 import secrets
 import signal
 import time
@@ -97,7 +99,7 @@ def run_pipeline(
     layouts = {info.spec.name: _layout(run_id, i, info, config, manifest) for i, info in enumerate(infos)}
     rings = {name: FrameRing.create(layout) for name, layout in layouts.items()}
     shared = Shared(stop=ctx.Event(), heartbeats=ctx.Array("d", len(sources) + config.pipeline.detect_workers + 2),
-                    errors=ctx.Queue(), log_level=log_level)
+                    errors=ctx.Queue(), cpu=ctx.Queue(), log_level=log_level)
     try:
         return _run(config, model.name, manifest, infos, layouts, shared, ctx, annotate, progress, ready_timeout_s)
     finally:
@@ -126,39 +128,47 @@ def _run(config: AppConfig, model_name: str, manifest: ModelManifest, infos: lis
     feedback = [ctx.Queue() for _ in range(n_detect)]
     worker_of = {name: i % n_detect for i, name in enumerate(names)}
     embed_in, publish_in, summary_q, engine_info = ctx.Queue(), ctx.Queue(), ctx.Queue(), ctx.Queue()
-    ready = ctx.Event()
+    embed_ready, publish_ready, go = ctx.Event(), ctx.Event(), ctx.Event()
+    detect_ready = [ctx.Event() for _ in range(n_detect)]
     frames_read = {name: ctx.Value("q", 0) for name in names}
     frames_done = {name: ctx.Value("q", 0) for name in names}
 
     sup = Supervisor(ctx, shared, max_restarts=config.pipeline.max_restarts,
                      restart_window_s=config.pipeline.restart_window_s,
                      stall_timeout_s=config.pipeline.stall_timeout_s)
-    hb = iter(range(len(shared.heartbeats)))
-    # Consumers first, producers last.
-    sup.start(ProcessSpec("publish", publish_main, (PublishSpec(
-        0, config, manifest, layouts, publish_in, free_slots, {n: feedback[worker_of[n]] for n in names},
-        frames_done, summary_q, annotate, {i.spec.name: i.fps for i in infos}),), next(hb)))
-    sup.start(ProcessSpec("embed", embed_main, (EmbedSpec(
-        1, config, model_name, layouts, embed_in, publish_in, ready, engine_info),), next(hb),
-        watch_stall=ready.is_set))
+    slot_of = iter(range(len(shared.heartbeats)))
+    # Everything starts at once, the slowest to warm up (MediaPipe) first; readers hold their first
+    # read until every worker is warm (the `go` event), so start-up costs the slowest worker only.
     for k in range(n_detect):
         mine = {n: layouts[n] for n in names if worker_of[n] == k}
-        idx = next(hb)
+        idx = next(slot_of)
         sup.start(ProcessSpec(f"detect-{k}", detect_main, (DetectSpec(
-            idx, config, manifest, mine, detect_in[k], feedback[k], embed_in),), idx))
-    _wait_ready(ready, sup, ready_timeout_s)
-    info = engine_info.get(timeout=5)
-    log.info("engine: %s", info)
+            idx, config, manifest, mine, detect_in[k], feedback[k], embed_in, detect_ready[k]),), idx,
+            watch_stall=detect_ready[k].is_set))
+    idx = next(slot_of)
+    sup.start(ProcessSpec("publish", publish_main, (PublishSpec(
+        idx, config, manifest, layouts, publish_in, free_slots, {n: feedback[worker_of[n]] for n in names},
+        frames_done, summary_q, publish_ready, annotate, {i.spec.name: i.fps for i in infos}),), idx))
+    idx = next(slot_of)
+    sup.start(ProcessSpec("embed", embed_main, (EmbedSpec(
+        idx, config, model_name, layouts, embed_in, publish_in, embed_ready, engine_info),), idx,
+        watch_stall=embed_ready.is_set))
     for source_info in infos:
         name = source_info.spec.name
-        idx = next(hb)
+        idx = next(slot_of)
         queue_ = detect_in[worker_of[name]]
         sup.start(ProcessSpec(
             f"reader-{name}", reader_main,
-            (ReaderSpec(idx, source_info.spec, config, layouts[name], free_slots[name], queue_, frames_read[name]),),
+            (ReaderSpec(idx, source_info.spec, config, layouts[name], free_slots[name], queue_, frames_read[name],
+                        go),),
             idx, restartable=source_info.spec.live,
             on_give_up=lambda reason, n=name, q=queue_: q.put(EndOfSource(n, 0, 0, f"reader {reason}")),
         ))
+    started = time.monotonic()
+    _wait_ready([publish_ready, embed_ready, *detect_ready], sup, ready_timeout_s)
+    info = engine_info.get(timeout=5)
+    log.info("pipeline ready in %.2f s; engine: %s", time.monotonic() - started, info)
+    go.set()
 
     bar = _progress_bar(infos) if progress else None
     stop_requests = 0
@@ -197,17 +207,32 @@ def _run(config: AppConfig, model_name: str, manifest: ModelManifest, infos: lis
             bar.close()
         sup.shutdown()
     summary["engine"] = info
+    summary["cpu_s"] = _drain_cpu(shared)
     summary["restarts"] = sup.restart_count
     summary["interrupted"] = stop_requests > 0
     return summary
 
 
-def _wait_ready(ready: Any, sup: Supervisor, timeout_s: float) -> None:
+def _drain_cpu(shared: Shared) -> dict[str, float]:
+    out: dict[str, float] = {}
+    while True:
+        try:
+            title, seconds = shared.cpu.get(timeout=0.5)
+        except queue.Empty:
+            break
+        out[title] = out.get(title, 0.0) + seconds
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["main"] = round(usage.ru_utime + usage.ru_stime, 3)
+    return out
+
+
+def _wait_ready(events: list[Any], sup: Supervisor, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    while not ready.wait(0.2):
+    while not all(e.is_set() for e in events):
         sup.poll()
         if time.monotonic() > deadline:
-            raise FacestreamError(f"the embedding engine did not start within {timeout_s:.0f} s")
+            raise FacestreamError(f"the pipeline did not start within {timeout_s:.0f} s (model or engine load)")
+        time.sleep(0.05)
 
 
 def _progress_bar(infos: list[SourceInfo]):

@@ -1,0 +1,75 @@
+"""A ZeroMQ SUB client that validates events and counts what it missed."""
+
+from __future__ import annotations
+
+import logging
+
+import zmq
+from pydantic import ValidationError
+
+from stream.errors import FacestreamError
+from stream.events.schema import Event
+
+log = logging.getLogger(__name__)
+
+
+class EventSubscriber:
+    def __init__(self, connect: str, topics: tuple[str, ...] = ("",), rcvhwm: int = 10_000) -> None:
+        self._ctx = zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.RCVHWM, rcvhwm)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        for topic in topics or ("",):
+            self._sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        try:
+            self._sock.connect(connect)
+        except zmq.ZMQError as exc:
+            self._sock.close(0)
+            raise FacestreamError(f"{connect}: cannot connect ({exc.strerror})") from None
+        self.received = 0
+        self.gaps = 0  # messages missed, from seq jumps
+        self.invalid = 0
+        self.restarts = 0
+        self._last_seq: int | None = None
+        # seq counts every message of the publisher: with a topic filter, jumps are expected.
+        self._count_gaps = all(t == "" for t in topics or ("",))
+
+    def receive(self, timeout_s: float | None = None) -> Event | None:
+        """The next valid event, or None when ``timeout_s`` passes without one."""
+        timeout_ms = None if timeout_s is None else int(timeout_s * 1000)
+        while True:
+            if not self._sock.poll(timeout_ms):
+                return None
+            parts = self._sock.recv_multipart()
+            event = self._parse(parts)
+            if event is not None:
+                self._track_seq(event.seq)
+                self.received += 1
+                return event
+
+    def _parse(self, parts: list[bytes]) -> Event | None:
+        if len(parts) != 2:
+            self.invalid += 1
+            log.warning("ignoring a %d-part message (expected [topic, json])", len(parts))
+            return None
+        try:
+            return Event.from_json(parts[1])
+        except ValidationError as exc:
+            self.invalid += 1
+            log.warning("ignoring an invalid event on %r: %s", parts[0][:64], exc.errors()[0]["msg"])
+            return None
+
+    def _track_seq(self, seq: int) -> None:
+        if self._last_seq is not None and self._count_gaps:
+            if seq <= self._last_seq:
+                self.restarts += 1
+                log.warning("publisher restarted (seq %d after %d)", seq, self._last_seq)
+            elif seq > self._last_seq + 1:
+                missed = seq - self._last_seq - 1
+                self.gaps += missed
+                log.warning("missed %d event(s) (seq %d -> %d)", missed, self._last_seq, seq)
+        self._last_seq = seq
+
+    def close(self) -> None:
+        if not self._sock.closed:
+            self._sock.close()

@@ -1,0 +1,116 @@
+"""The gallery: enrolled embeddings of known people, for one model's embedding space.
+
+Stored as a plain ``.npz`` (embeddings, names, sources and a JSON header); loaded with
+``allow_pickle=False``, so a gallery file can never run code. Saved atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from stream.errors import FacestreamError
+from stream.models.manifest import ModelManifest, distance_matrix
+
+log = logging.getLogger(__name__)
+
+GALLERY_SCHEMA = 1
+
+
+class Gallery:
+    def __init__(self, model: str, embedding_space: str, metric: str, dim: int,
+                 names: list[str] | None = None, embeddings: np.ndarray | None = None,
+                 sources: list[str] | None = None, created: float | None = None) -> None:
+        self.model = model
+        self.embedding_space = embedding_space
+        self.metric = metric
+        self.dim = dim
+        self.names: list[str] = list(names or [])
+        self.embeddings = np.zeros((0, dim), np.float32) if embeddings is None else np.asarray(embeddings, np.float32)
+        self.sources: list[str] = list(sources or [""] * len(self.names))
+        self.created = created or time.time()
+
+    @classmethod
+    def new(cls, manifest: ModelManifest) -> Gallery:
+        return cls(manifest.name, manifest.embedding_space, manifest.metric, manifest.embedding_size)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def identities(self) -> list[str]:
+        return sorted(set(self.names))
+
+    def add(self, name: str, embeddings: np.ndarray, sources: list[str] | None = None) -> None:
+        name = name.strip()
+        if not name:
+            raise FacestreamError("identity name is empty")
+        emb = np.asarray(embeddings, np.float32).reshape(-1, self.dim) if np.size(embeddings) else None
+        if emb is None or not np.isfinite(emb).all():
+            raise FacestreamError(f"{name}: no valid embeddings to enroll")
+        self.embeddings = np.concatenate([self.embeddings, emb])
+        self.names.extend([name] * len(emb))
+        self.sources.extend(sources if sources and len(sources) == len(emb) else [""] * len(emb))
+
+    def match(self, queries: np.ndarray) -> tuple[list[str | None], np.ndarray]:
+        """Nearest enrolled embedding per query: (names, distances); None/inf when empty."""
+        q = np.asarray(queries, np.float32).reshape(-1, self.dim)
+        if len(self) == 0 or len(q) == 0:
+            return [None] * len(q), np.full(len(q), np.inf, np.float32)
+        d = distance_matrix(q, self.embeddings, self.metric)
+        best = d.argmin(axis=1)
+        return [self.names[i] for i in best], d[np.arange(len(q)), best]
+
+    def check_compatible(self, manifest: ModelManifest, path: Path | str = "gallery") -> None:
+        if manifest.embedding_space != self.embedding_space or manifest.embedding_size != self.dim:
+            raise FacestreamError(
+                f"{path}: built with model '{self.model}' ({self.dim}-D); the current model is "
+                f"'{manifest.name}' ({manifest.embedding_size}-D): re-enroll, or run with --model {self.model}")
+
+    # -- files -----------------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        header = {"schema": GALLERY_SCHEMA, "model": self.model, "embedding_space": self.embedding_space,
+                  "metric": self.metric, "dim": self.dim, "created": self.created, "updated": time.time()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, header=np.array(json.dumps(header)), embeddings=self.embeddings,
+                         names=np.array(self.names, dtype=str), sources=np.array(self.sources, dtype=str))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path, manifest: ModelManifest | None = None) -> Gallery:
+        path = Path(path)
+        if not path.is_file():
+            raise FacestreamError(f"{path}: gallery not found" if not path.exists() else f"{path}: not a file")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                header = json.loads(str(data["header"]))
+                embeddings = np.asarray(data["embeddings"], np.float32)
+                names = [str(n) for n in data["names"]]
+                sources = [str(s) for s in data["sources"]]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+            raise FacestreamError(f"{path}: not a facestream gallery ({type(exc).__name__})") from None
+        if header.get("schema") != GALLERY_SCHEMA:
+            raise FacestreamError(f"{path}: gallery schema {header.get('schema')!r} is not supported")
+        dim = int(header["dim"])
+        if embeddings.ndim != 2 or embeddings.shape[1] != dim or len(names) != len(embeddings):
+            raise FacestreamError(f"{path}: gallery arrays are inconsistent (corrupt file)")
+        gallery = cls(header["model"], header["embedding_space"], header["metric"], dim, names, embeddings,
+                      sources, header.get("created"))
+        if manifest is not None:
+            gallery.check_compatible(manifest, path)
+        return gallery

@@ -1,0 +1,128 @@
+"""Per-track identity voting.
+
+Each embedding of a track is one observation: the nearest enrolled name and its distance. A
+match (distance <= threshold) votes for that name, anything else votes "unknown". A vote weighs
+more when the match is close and the face is large. Evidence decays slowly, so a track reflects
+who it is now, not who it was a minute ago. A name is decided once it has ``min_votes`` votes and
+leads the runner-up (unknown included) by ``margin`` of the total weight; a decided name yields
+only to a challenger (or to unknown) whose weight exceeds it by ``switch_ratio``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from pydantic import BaseModel, ConfigDict, Field
+
+UNKNOWN = "__unknown__"
+
+
+class VotingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_votes: int = Field(default=3, ge=1, le=1000, description="matching observations a name needs to be decided")
+    margin: float = Field(default=0.25, ge=0.0, le=1.0,
+                          description="lead over the runner-up (unknown included), as a share of all vote weight")
+    switch_ratio: float = Field(default=2.0, ge=1.0, le=100.0,
+                                description="a decided name changes only when the challenger's weight is this "
+                                            "many times larger: hysteresis against flicker")
+    decay: float = Field(default=0.97, gt=0.0, le=1.0,
+                         description="weight kept by older evidence per new observation (1 = never forget)")
+    min_quality: float = Field(default=0.1, ge=0.0, le=1.0,
+                               description="floor of a match's quality weight (a match right at the threshold)")
+    unknown_weight: float = Field(default=0.5, ge=0.0, le=10.0,
+                                  description="weight of a non-matching observation before the size factor")
+    full_weight_px: float = Field(default=80.0, gt=0, le=4096,
+                                  description="faces at least this wide (pixels) vote with full weight")
+    min_size_factor: float = Field(default=0.25, ge=0.0, le=1.0, description="weight factor of the smallest faces")
+    confident_share: float = Field(default=0.6, ge=0.0, le=1.0,
+                                   description="a decided name with this share of the weight, or a clear stranger "
+                                               "(unknown with this share after 2 x min_votes observations), is "
+                                               "confident: re-embedded only every recognition.reembed_every frames")
+
+
+class TrackVotes:
+    def __init__(self, config: VotingConfig, threshold: float) -> None:
+        self.config = config
+        self.threshold = threshold
+        self.weights: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.best_distance: dict[str, float] = {}
+        self.observations = 0
+        self.decided: str | None = None
+
+    def weight(self, distance: float, face_px: float) -> tuple[str | None, float]:
+        cfg = self.config
+        size = min(1.0, max(cfg.min_size_factor, face_px / cfg.full_weight_px))
+        if distance <= self.threshold:
+            quality = max(cfg.min_quality, 1.0 - distance / self.threshold)
+            return None, quality * size
+        return UNKNOWN, cfg.unknown_weight * size
+
+    def observe(self, name: str | None, distance: float, face_px: float) -> bool:
+        """Add one observation; True when the decided identity changed."""
+        kind, w = self.weight(distance, face_px)
+        label = UNKNOWN if kind == UNKNOWN or name is None else name
+        for key in self.weights:
+            self.weights[key] *= self.config.decay
+        self.weights[label] += w
+        self.counts[label] += 1
+        self.observations += 1
+        if label != UNKNOWN:
+            self.best_distance[label] = min(self.best_distance.get(label, float("inf")), float(distance))
+        before = self.decided
+        self.decided = self._decide()
+        return before != self.decided
+
+    def _decide(self) -> str | None:
+        cfg = self.config
+        total = sum(self.weights.values())
+        if total <= 0:
+            return self.decided
+        ranked = sorted(self.weights.items(), key=lambda kv: kv[1], reverse=True)
+        leader, lead_w = ranked[0]
+        runner_w = ranked[1][1] if len(ranked) > 1 else 0.0
+        if self.decided is None:
+            if leader != UNKNOWN and self.counts[leader] >= cfg.min_votes and (lead_w - runner_w) / total >= cfg.margin:
+                return leader
+            return None
+        incumbent_w = self.weights.get(self.decided, 0.0)
+        if leader != self.decided and lead_w > cfg.switch_ratio * incumbent_w:
+            if leader == UNKNOWN:
+                return None
+            if self.counts[leader] >= cfg.min_votes:
+                return leader
+        return self.decided
+
+    @property
+    def share(self) -> float:
+        total = sum(self.weights.values())
+        return self.weights.get(self.decided, 0.0) / total if self.decided and total > 0 else 0.0
+
+    @property
+    def confident(self) -> bool:
+        """Settled enough that embedding this track every frame would tell us nothing new."""
+        if self.decided is not None:
+            return self.share >= self.config.confident_share
+        total = sum(self.weights.values())
+        return (self.observations >= 2 * self.config.min_votes and total > 0
+                and self.weights.get(UNKNOWN, 0.0) / total >= self.config.confident_share)
+
+    def decision(self) -> tuple[str | None, float, float | None]:
+        """(name or None, score 0..1, best distance of that name)."""
+        if self.decided is None:
+            return None, 0.0, None
+        return self.decided, round(self.share, 4), round(self.best_distance.get(self.decided, float("nan")), 4)
+
+    def summary(self) -> dict:
+        def key(k: str) -> str:
+            return "unknown" if k == UNKNOWN else k
+
+        return {
+            "decided": self.decided,
+            "score": round(self.share, 4),
+            "observations": self.observations,
+            "counts": {key(k): v for k, v in self.counts.items()},
+            "weights": {key(k): round(v, 4) for k, v in self.weights.items()},
+            "best_distance": {k: round(v, 4) for k, v in self.best_distance.items()},
+        }

@@ -1,0 +1,86 @@
+"""Video files: every frame, in order, as fast as possible or paced at the file's own rate."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import cv2
+
+from stream.errors import FacestreamError
+from stream.frames import Frame
+from stream.sources.base import SourceStats
+from stream.sources.spec import SourceSpec
+
+log = logging.getLogger(__name__)
+
+
+class FileSource:
+    def __init__(self, spec: SourceSpec, *, realtime: bool = False) -> None:
+        self.spec = spec
+        self.realtime = realtime
+        self.fps = 0.0
+        self.width = self.height = 0
+        self.frame_count = 0
+        self.stats = SourceStats()
+        self._cap: cv2.VideoCapture | None = None
+        self._first = None
+        self._t0: float | None = None
+        self._index = 0
+
+    def open(self) -> None:
+        path = Path(self.spec.uri)
+        if not path.exists():
+            raise FacestreamError(f"{self.spec.uri}: not found")
+        if not path.is_file():
+            raise FacestreamError(f"{self.spec.uri}: not a file")
+        cap = cv2.VideoCapture(str(path))
+        ok, image = cap.read() if cap.isOpened() else (False, None)
+        if not ok or image is None:
+            cap.release()
+            raise FacestreamError(f"{self.spec.uri}: not a video OpenCV can decode")
+        self._cap = cap
+        self._first = (image, self._pts_now(cap, 0))
+        self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.frame_count = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
+        self.height, self.width = image.shape[:2]
+        log.info("%s: %dx%d, %.2f fps, %d frames", self.spec.name, self.width, self.height, self.fps, self.frame_count)
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        if self._cap is None:
+            return None
+        if self._first is not None:
+            (image, pts), self._first = self._first, None
+        else:
+            ok, image = self._cap.read()
+            if not ok or image is None:
+                return None
+            pts = self._pts_now(self._cap, self._index)
+        if self.realtime:
+            self._pace(pts)
+        frame = Frame(self.spec.name, self._index, pts, time.time(), image)
+        self._index += 1
+        self.stats.frames_read += 1
+        return frame
+
+    def _pts_now(self, cap: cv2.VideoCapture, index: int) -> float:
+        """Presentation time of the frame just read; index/fps where the container has none."""
+        msec = cap.get(cv2.CAP_PROP_POS_MSEC)
+        if msec > 0 or index == 0:
+            return max(msec, 0.0) / 1e3
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        return index / fps if fps > 0 else 0.0
+
+    def _pace(self, pts: float) -> None:
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now - pts
+        delay = self._t0 + pts - now
+        if delay > 0:
+            time.sleep(delay)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None

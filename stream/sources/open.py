@@ -1,0 +1,16 @@
+"""Make the right FrameSource for a spec."""
+
+from __future__ import annotations
+
+from stream.sources.base import FrameSource
+from stream.sources.file import FileSource
+from stream.sources.live import LiveSource, ReconnectPolicy
+from stream.sources.spec import SourceSpec
+
+
+def open_source(spec: SourceSpec, *, realtime: bool = False, reconnect: ReconnectPolicy | None = None,
+                open_timeout_s: float = 10.0, read_timeout_s: float = 5.0) -> FrameSource:
+    """Construct (not yet open) the source for ``spec``; call ``open()`` on the result."""
+    if spec.kind == "file":
+        return FileSource(spec, realtime=realtime)
+    return LiveSource(spec, reconnect=reconnect, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s)

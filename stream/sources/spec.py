@@ -1,0 +1,86 @@
+"""Source specs: what the user typed for --source, parsed into a name, a URI and a kind."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from stream.errors import FacestreamError
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_CAMERA = re.compile(r"^(\d+|/dev/video\d+)$")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    uri: str
+    kind: Literal["file", "camera", "stream"]
+
+    @property
+    def live(self) -> bool:
+        return self.kind != "file"
+
+    @property
+    def display(self) -> str:
+        """The URI with any password masked, for logs and errors."""
+        return mask_credentials(self.uri)
+
+
+def mask_credentials(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{parts.username}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _kind(uri: str) -> Literal["file", "camera", "stream"]:
+    if _CAMERA.match(uri):
+        return "camera"
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme in STREAM_SCHEMES:
+        return "stream"
+    if scheme and scheme != "file":
+        raise FacestreamError(f"{uri}: unsupported source scheme {scheme!r} (use a file, a camera, or "
+                              f"{', '.join(s + '://' for s in STREAM_SCHEMES[:5])}...)")
+    return "file"
+
+
+def parse_source(text: str, index: int) -> SourceSpec:
+    """``[NAME=]URI``; the default name is the file stem, or ``cam<index>`` for cameras and streams."""
+    text = text.strip()
+    name: str | None = None
+    head, sep, tail = text.partition("=")
+    if sep and _NAME.match(head) and "://" not in head and "/" not in head:
+        name, uri = head, tail.strip()
+    elif sep and not head:
+        raise FacestreamError(f"--source {text!r}: empty name before '='")
+    else:
+        uri = text
+    if not uri:
+        raise FacestreamError(f"--source {text!r}: nothing after the name")
+    if uri.startswith("file://"):
+        uri = uri[len("file://") :]
+    kind = _kind(uri)
+    if name is None:
+        name = Path(uri).stem if kind == "file" else f"cam{index}"
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64] or f"cam{index}"
+    return SourceSpec(name=name, uri=uri, kind=kind)
+
+
+def parse_sources(texts: list[str]) -> list[SourceSpec]:
+    specs = [parse_source(t, i) for i, t in enumerate(texts)]
+    seen: dict[str, str] = {}
+    for spec in specs:
+        if spec.name in seen:
+            raise FacestreamError(f"--source: two sources are named {spec.name!r} ({seen[spec.name]} and "
+                                  f"{spec.display}); name them: --source NAME=...")
+        seen[spec.name] = spec.display
+    return specs
