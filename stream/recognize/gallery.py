@@ -102,7 +102,7 @@ class Gallery:
                 embeddings = np.asarray(data["embeddings"], np.float32)
                 names = [str(n) for n in data["names"]]
                 sources = [str(s) for s in data["sources"]]
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
             raise FacestreamError(f"{path}: not a facestream gallery ({type(exc).__name__})") from None
         if header.get("schema") != GALLERY_SCHEMA:
             raise FacestreamError(f"{path}: gallery schema {header.get('schema')!r} is not supported")
