@@ -7,7 +7,8 @@ from stream.faces import NUM_KEYPOINTS, Faces
 
 
 def make(n: int) -> Faces:
-    return Faces(np.arange(n * 4, dtype=np.float32).reshape(n, 4), np.linspace(0.5, 1, n), np.zeros((n, NUM_KEYPOINTS, 2)))
+    boxes = np.arange(n * 4, dtype=np.float32).reshape(n, 4)
+    return Faces(boxes, np.linspace(0.5, 1, n), np.zeros((n, NUM_KEYPOINTS, 2)))
 
 
 def test_empty_has_zero_rows_and_valid_shapes():

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli.conftest import assert_one_line_error
-from tests.conftest import media_path
+from tests.conftest import assert_one_line_error, media_path
 
 
 def test_run_missing_file(cli, tmp_path):

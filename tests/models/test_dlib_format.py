@@ -82,7 +82,7 @@ def test_corrupted_layer_type_is_refused(dat_copy: Path):
 def test_other_files_are_refused(tmp_path: Path, content: bytes):
     path = tmp_path / "not-a-model.dat"
     path.write_bytes(content)
-    with pytest.raises(ModelError, match="not-a-model.dat"):
+    with pytest.raises(ModelError, match=r"not-a-model\.dat"):
         parse_dlib_resnet(path)
 
 

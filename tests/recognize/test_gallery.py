@@ -59,7 +59,7 @@ def test_variant_of_the_same_model_is_compatible(tmp_path: Path, manifest):
 def test_corrupt_files_are_one_line_errors(tmp_path: Path, manifest, content: bytes):
     path = tmp_path / "g.npz"
     path.write_bytes(content)
-    with pytest.raises(FacestreamError, match="g.npz: not a facestream gallery"):
+    with pytest.raises(FacestreamError, match=r"g\.npz: not a facestream gallery"):
         Gallery.load(path, manifest)
 
 

@@ -1,0 +1,128 @@
+"""`facestream run` end to end: real processes, shared memory, MediaPipe, ONNX Runtime, real video."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import cv2
+import pytest
+
+from tests.conftest import REPO, media_path
+
+pytestmark = pytest.mark.slow
+
+PEOPLE = {"lin-manuel-miranda": ["lin-manuel-miranda.png"], "alex-lacamoire": ["alex-lacamoire.png"],
+          "barack-obama": ["obama.jpg", "obama2.jpg"], "joe-biden": ["biden.jpg"]}
+IN_CLIP = {"lin-manuel-miranda", "alex-lacamoire", "barack-obama"}
+
+
+@pytest.fixture(scope="module")
+def gallery(cli, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("gallery") / "people.npz"
+    for name, files in PEOPLE.items():
+        cli("enroll", "--gallery", path, "--name", name, *[media_path(f) for f in files], check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip_run(cli, gallery, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    proc = cli("run", "--source", media_path("short_hamilton_clip.mp4"), "--gallery", gallery,
+               "--events-out", out / "events.jsonl", "--summary-json", out / "summary.json",
+               "--annotate", out / "annotated.mp4", "--no-progress", check=True)
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    return proc, events, json.loads((out / "summary.json").read_text()), out
+
+
+def test_every_frame_processed_and_summary_printed(clip_run):
+    proc, _, summary, _ = clip_run
+    assert summary["frames"] == 275
+    assert summary["per_source"]["short_hamilton_clip"]["dropped"] == 0
+    assert "facestream: 275 frames" in proc.stderr and "Traceback" not in proc.stderr
+    assert summary["engine"]["backend"] == "onnxruntime"
+
+
+def test_lin_manuel_miranda_is_named_while_he_sings(clip_run):
+    _, events, _, _ = clip_run
+    named = [e for e in events if e["type"] == "identity" and e["identity"] == "lin-manuel-miranda"]
+    assert named, "Lin-Manuel Miranda was never named"
+    track = named[0]["track_id"]
+    ended = next(e for e in events if e["type"] == "track_ended" and e["track_id"] == track)
+    assert named[0]["frame"] < 150 and ended["frame"] > 180, "named early in his frontal singing (~85-205)"
+    assert ended["identity"] == "lin-manuel-miranda"
+
+
+def test_nobody_is_named_who_is_not_in_the_clip_and_no_track_flips(clip_run):
+    _, events, summary, _ = clip_run
+    names = {e["identity"] for e in events if e["type"] == "identity" and e["identity"]}
+    assert names <= IN_CLIP, names
+    for track, history in summary["named_tracks"].items():
+        assert len(history) == 1, f"{track} changed names: {history}"
+
+
+def test_event_stream_is_well_formed(clip_run):
+    _, events, _, _ = clip_run
+    per_track: dict[int, list[str]] = {}
+    for e in events:
+        assert e["schema"] == 1 and e["source"] == "short_hamilton_clip"
+        if e["type"] != "heartbeat":
+            per_track.setdefault(e["track_id"], []).append(e["type"])
+    for track, kinds in per_track.items():
+        assert kinds[0] == "track_started" and kinds[-1] == "track_ended" and kinds.count("track_ended") == 1, track
+
+
+def test_annotated_video_has_every_frame(clip_run):
+    *_, out = clip_run
+    cap = cv2.VideoCapture(str(out / "annotated.mp4"))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    assert count == 275
+
+
+def _processes_with(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_sigint_drains_and_leaves_no_processes_or_shared_memory(engines_dir, default_model, gallery, tmp_path):
+    marker = f"FACESTREAM_TEST_MARK={uuid.uuid4().hex}"
+    key, value = marker.split("=")
+    env = {**os.environ, "FACESTREAM_ENGINES_DIR": str(engines_dir), key: value}
+    shm_before = set(os.listdir("/dev/shm"))
+    clip = str(media_path("short_hamilton_clip.mp4"))
+    proc = subprocess.Popen([sys.executable, "-m", "stream", "run", "--source", clip, "--gallery", str(gallery),
+                             "--realtime", "--no-progress",
+                             "--summary-json", str(tmp_path / "s.json")],
+                            cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(7)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert len(_processes_with(marker)) >= 5, "supervisor + reader, detect, embed, publish"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["interrupted"] and 0 < summary["frames"] < 275
+    time.sleep(0.5)
+    assert _processes_with(marker) == [], "orphan processes"
+    leaked = {n for n in set(os.listdir("/dev/shm")) - shm_before if n.startswith("fs")}
+    assert not leaked, leaked
