@@ -34,7 +34,8 @@ class EngineConfig(BaseModel):
     intra_threads: int = Field(default=0, ge=0, le=256,
                                description="ONNX Runtime threads per inference; 0 = all cores")
     min_batch: int = Field(default=1, ge=1, le=4096, description="TensorRT profile: smallest batch")
-    opt_batch: int = Field(default=16, ge=1, le=4096, description="TensorRT profile: batch tuned for")
+    opt_batch: int | None = Field(default=None, ge=1, le=4096,
+                                  description="TensorRT profile: batch tuned for; null = min(16, max_batch)")
     workspace_mb: int = Field(default=1024, ge=16, le=1 << 20, description="TensorRT builder workspace")
     auto_build: bool = Field(default=True,
                              description="build (or rebuild) the TensorRT engine when missing or stale")
@@ -43,10 +44,14 @@ class EngineConfig(BaseModel):
 
     @model_validator(mode="after")
     def _profile_order(self) -> EngineConfig:
-        if not self.min_batch <= self.opt_batch <= self.max_batch:
+        if not self.min_batch <= self.profile_opt <= self.max_batch:
             raise ValueError(f"need min_batch <= opt_batch <= max_batch; got {self.min_batch}, "
-                             f"{self.opt_batch}, {self.max_batch}")
+                             f"{self.profile_opt}, {self.max_batch}")
         return self
+
+    @property
+    def profile_opt(self) -> int:
+        return self.opt_batch if self.opt_batch is not None else max(self.min_batch, min(16, self.max_batch))
 
 
 def tensorrt_available() -> tuple[bool, str]:

@@ -87,6 +87,9 @@ def run_pipeline(
     """Run until every source ends (files) or a stop signal; return the run summary."""
     if not sources:
         raise FacestreamError("no sources given")
+    from stream.inference.select import choose_backend
+
+    choose_backend(config.engine)  # engine.kind=tensorrt without TensorRT fails here, before any process starts
     model = ModelStore().get(config.model.name)
     manifest = model.manifest
     if config.gallery is not None:
@@ -136,39 +139,46 @@ def _run(config: AppConfig, model_name: str, manifest: ModelManifest, infos: lis
     sup = Supervisor(ctx, shared, max_restarts=config.pipeline.max_restarts,
                      restart_window_s=config.pipeline.restart_window_s,
                      stall_timeout_s=config.pipeline.stall_timeout_s)
-    slot_of = iter(range(len(shared.heartbeats)))
-    # Everything starts at once, the slowest to warm up (MediaPipe) first; readers hold their first
-    # read until every worker is warm (the `go` event), so start-up costs the slowest worker only.
-    for k in range(n_detect):
-        mine = {n: layouts[n] for n in names if worker_of[n] == k}
+    try:
+        slot_of = iter(range(len(shared.heartbeats)))
+        # Everything starts at once, the slowest to warm up (MediaPipe) first; readers hold their first
+        # read until every worker is warm (the `go` event), so start-up costs the slowest worker only.
+        for k in range(n_detect):
+            mine = {n: layouts[n] for n in names if worker_of[n] == k}
+            idx = next(slot_of)
+            sup.start(ProcessSpec(f"detect-{k}", detect_main, (DetectSpec(
+                idx, config, manifest, mine, detect_in[k], feedback[k], embed_in, detect_ready[k]),), idx,
+                watch_stall=detect_ready[k].is_set))
         idx = next(slot_of)
-        sup.start(ProcessSpec(f"detect-{k}", detect_main, (DetectSpec(
-            idx, config, manifest, mine, detect_in[k], feedback[k], embed_in, detect_ready[k]),), idx,
-            watch_stall=detect_ready[k].is_set))
-    idx = next(slot_of)
-    sup.start(ProcessSpec("publish", publish_main, (PublishSpec(
-        idx, config, manifest, layouts, publish_in, free_slots, {n: feedback[worker_of[n]] for n in names},
-        frames_done, summary_q, publish_ready, annotate, {i.spec.name: i.fps for i in infos}),), idx))
-    idx = next(slot_of)
-    sup.start(ProcessSpec("embed", embed_main, (EmbedSpec(
-        idx, config, model_name, layouts, embed_in, publish_in, embed_ready, engine_info),), idx,
-        watch_stall=embed_ready.is_set))
-    for source_info in infos:
-        name = source_info.spec.name
+        sup.start(ProcessSpec("publish", publish_main, (PublishSpec(
+            idx, config, manifest, layouts, publish_in, free_slots, {n: feedback[worker_of[n]] for n in names},
+            frames_done, summary_q, publish_ready, annotate, {i.spec.name: i.fps for i in infos}),), idx))
         idx = next(slot_of)
-        queue_ = detect_in[worker_of[name]]
-        sup.start(ProcessSpec(
-            f"reader-{name}", reader_main,
-            (ReaderSpec(idx, source_info.spec, config, layouts[name], free_slots[name], queue_, frames_read[name],
-                        go),),
-            idx, restartable=source_info.spec.live,
-            on_give_up=lambda reason, n=name, q=queue_: q.put(EndOfSource(n, 0, 0, f"reader {reason}")),
-        ))
-    started = time.monotonic()
-    _wait_ready([publish_ready, embed_ready, *detect_ready], sup, ready_timeout_s)
-    info = engine_info.get(timeout=5)
-    log.info("pipeline ready in %.2f s; engine: %s", time.monotonic() - started, info)
-    go.set()
+        sup.start(ProcessSpec("embed", embed_main, (EmbedSpec(
+            idx, config, model_name, layouts, embed_in, publish_in, embed_ready, engine_info),), idx,
+            watch_stall=embed_ready.is_set))
+        for source_info in infos:
+            name = source_info.spec.name
+            idx = next(slot_of)
+            queue_ = detect_in[worker_of[name]]
+            sup.start(ProcessSpec(
+                f"reader-{name}", reader_main,
+                (ReaderSpec(idx, source_info.spec, config, layouts[name], free_slots[name], queue_, frames_read[name],
+                            go),),
+                idx, restartable=source_info.spec.live,
+                on_give_up=lambda reason, n=name, q=queue_: q.put(EndOfSource(n, 0, 0, f"reader {reason}")),
+            ))
+        started = time.monotonic()
+        _wait_ready([publish_ready, embed_ready, *detect_ready], sup, ready_timeout_s)
+        info = engine_info.get(timeout=5)
+        log.info("pipeline ready in %.2f s; engine: %s", time.monotonic() - started, info)
+        go.set()
+    except PipelineFailed as exc:
+        sup.shutdown()
+        raise FacestreamError(str(exc)) from None
+    except BaseException:
+        sup.shutdown()
+        raise
 
     bar = _progress_bar(infos) if progress else None
     stop_requests = 0

@@ -1,0 +1,121 @@
+"""Build a TensorRT engine from a model's ONNX: one optimization profile on the batch axis.
+
+Precision comes from the ONNX graph (FP16 weights, INT8 Q/DQ): the network is created strongly
+typed, which TensorRT 10 supports and TensorRT 11 requires. For an FP32 ONNX on TensorRT 10 the
+``fp16`` option may instead set the builder's FP16 flag (weakly typed); TensorRT 11 removed that
+flag, so there the FP16 variant from ``facestream models quantize`` is the way.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from stream.errors import EngineUnavailable
+from stream.inference.sidecar import BatchProfile, EngineSidecar, RuntimeFacts, engine_file_name, write_sidecar
+from stream.models.store import InstalledModel
+
+log = logging.getLogger(__name__)
+
+
+def missing_gpu_stack() -> list[str]:
+    """What is missing for the TensorRT path, checked without importing or initialising CUDA."""
+    from stream.inference.select import _gpu_visible
+
+    missing = [f"the {m} package" for m in ("tensorrt", "pycuda") if importlib.util.find_spec(m) is None]
+    if not _gpu_visible():
+        missing.append("an NVIDIA GPU")
+    return missing
+
+
+def require_gpu_stack(what: str) -> None:
+    missing = missing_gpu_stack()
+    if missing:
+        raise EngineUnavailable(f"{what} needs TensorRT on an NVIDIA GPU; missing: {', '.join(missing)} "
+                                "(pip install 'facestream[gpu]' on a machine with CUDA)")
+
+
+class TrtLogger:
+    """Route TensorRT's log through Python logging (created lazily: tensorrt may be absent)."""
+
+    @staticmethod
+    def create(trt: Any) -> Any:
+        class _Logger(trt.ILogger):
+            def __init__(self) -> None:
+                trt.ILogger.__init__(self)
+
+            def log(self, severity: Any, msg: str) -> None:
+                level = {trt.ILogger.Severity.INTERNAL_ERROR: logging.ERROR, trt.ILogger.Severity.ERROR: logging.ERROR,
+                         trt.ILogger.Severity.WARNING: logging.WARNING,
+                         trt.ILogger.Severity.INFO: logging.DEBUG}.get(severity, logging.DEBUG)
+                log.log(level, "TensorRT: %s", msg)
+
+        return _Logger()
+
+
+def runtime_facts(device_index: int = 0) -> RuntimeFacts:
+    """TensorRT version and the GPU, from inside the process that owns the CUDA context."""
+    import pycuda.driver as cuda
+    import tensorrt as trt
+
+    device = cuda.Device(device_index)
+    major, minor = device.compute_capability()
+    return RuntimeFacts(tensorrt_version=trt.__version__, gpu_name=device.name(), compute_capability=f"{major}.{minor}")
+
+
+def build_engine(model: InstalledModel, engines_dir: Path, profile: BatchProfile, *, workspace_mb: int,
+                 runtime: RuntimeFacts, fp16_flag: bool = False) -> Path:
+    """Build, write ``<engines_dir>/<name>.engine`` atomically with its sidecar, and return the path.
+
+    Must run where a CUDA context is current (``TensorRTEngine`` or ``facestream engine build``).
+    """
+    import tensorrt as trt
+
+    manifest = model.manifest
+    logger = TrtLogger.create(trt)
+    builder = trt.Builder(logger)
+    typed_precision = manifest.precision in ("fp16", "int8")
+    flags = 0
+    has_strong = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+    if has_strong and (typed_precision or not fp16_flag):
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    elif not has_strong and typed_precision:
+        raise EngineUnavailable(f"TensorRT {trt.__version__} cannot build strongly typed networks; "
+                                f"{manifest.name} ({manifest.precision}) needs TensorRT >= 10")
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(model.onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
+        raise EngineUnavailable(f"{model.onnx_path}: TensorRT's ONNX parser failed: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    if fp16_flag and not typed_precision:
+        if not hasattr(trt.BuilderFlag, "FP16"):
+            raise EngineUnavailable(f"TensorRT {trt.__version__} has no FP16 builder flag: build the FP16 model "
+                                    f"instead (`facestream models quantize {manifest.name} --precision fp16`)")
+        config.set_flag(trt.BuilderFlag.FP16)
+    spec = manifest.input
+    opt_profile = builder.create_optimization_profile()
+    shape = (3, spec.height, spec.width)
+    opt_profile.set_shape(spec.name, (profile.min, *shape), (profile.opt, *shape), (profile.max, *shape))
+    if config.add_optimization_profile(opt_profile) < 0:
+        raise EngineUnavailable(f"TensorRT rejected the batch profile {profile.tag()} for {manifest.name}")
+    log.info("building TensorRT engine for %s (%s, %s, workspace %d MB); this takes a while", manifest.name,
+             manifest.precision, profile.tag(), workspace_mb)
+    started = time.monotonic()
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineUnavailable(f"TensorRT could not build an engine for {manifest.name} (see the log above)")
+    engines_dir.mkdir(parents=True, exist_ok=True)
+    path = engines_dir / engine_file_name(manifest, profile, runtime.compute_capability)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(bytes(serialized))
+    os.replace(tmp, path)
+    write_sidecar(path, EngineSidecar.for_build(manifest, profile, runtime, strongly_typed=bool(flags),
+                                                workspace_mb=workspace_mb))
+    log.info("built %s in %.1f s", path, time.monotonic() - started)
+    return path
