@@ -28,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--events-out", type=Path, metavar="FILE.jsonl", help="append events as JSON lines")
     p.add_argument("--annotate", type=Path, metavar="OUT.mp4", help="write annotated video (one per source)")
     p.add_argument("--realtime", action="store_true", help="pace files at their own frame rate")
+    p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on 127.0.0.1:PORT")
     p.add_argument("--max-batch", type=int, help="overrides batching.max_batch")
     p.add_argument("--summary-json", type=Path, help="also write the run summary as JSON")
     p.add_argument("--validate-config", action="store_true", help="check the config and exit")
@@ -50,6 +51,8 @@ def apply_overrides(config, args: argparse.Namespace):
         data["output"]["events_out"] = args.events_out
     if args.realtime:
         data["sources"]["realtime"] = True
+    if args.metrics_port is not None:
+        data["output"]["metrics_port"] = args.metrics_port
     if args.max_batch is not None:
         data["batching"]["max_batch"] = args.max_batch
     try:

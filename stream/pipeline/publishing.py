@@ -44,6 +44,11 @@ class Publisher:
             self.zmq = None
         if cfg.output.events_out:
             self.sinks.append(JsonlSink(cfg.output.events_out))
+        self.metrics = None
+        if cfg.output.metrics_port:
+            from stream.pipeline.metrics import PipelineMetrics
+
+            self.metrics = PipelineMetrics(cfg.output.metrics_port)
         self.annotators: dict[str, tuple] = {}
         self.latency = LatencyStats()
         self.times = StageTimes()
@@ -90,6 +95,12 @@ class Publisher:
         self.times.add(read=frame.read_ms, detect=fm.detect_ms, embed=msg.embed_ms, publish=publish_ms)
         self.last_done = time.time()
         self.latency.add(self.last_done - frame.capture_ts)
+        if self.metrics is not None:
+            m, src = self.metrics, frame.source
+            m.frames.labels(src).inc()
+            m.faces.labels(src).inc(n)
+            m.embedded.labels(src).inc(len(fm.embed_rows))
+            m.latency.labels(src).observe(self.last_done - frame.capture_ts)
         self.frames[frame.source] += 1
         self.faces += n
         self.embedded += len(fm.embed_rows)
@@ -104,6 +115,8 @@ class Publisher:
     def end_source(self, msg: EndOfSource) -> None:
         self._emit(self.stages[msg.source].flush(msg.source))
         self.dropped[msg.source] = msg.dropped
+        if self.metrics is not None:
+            self.metrics.dropped.labels(msg.source).set(msg.dropped)
         if msg.error:
             self.errors[msg.source] = msg.error
         writer = self.annotators.pop(msg.source, None)
@@ -119,6 +132,8 @@ class Publisher:
             for sink in self.sinks:
                 sink.write(event)
             self.events += 1
+            if self.metrics is not None:
+                self.metrics.events.labels(event.type).inc()
 
     def _annotate(self, frame, faces, stage) -> None:
         from stream.annotate import Annotator, VideoAnnotationWriter

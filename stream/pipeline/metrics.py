@@ -1,0 +1,29 @@
+"""Prometheus metrics, served by the publisher process when ``output.metrics_port`` is set."""
+
+from __future__ import annotations
+
+import logging
+
+from stream.errors import FacestreamError
+
+log = logging.getLogger(__name__)
+
+
+class PipelineMetrics:
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+        self.registry = CollectorRegistry()
+        self.frames = Counter("facestream_frames_total", "frames processed", ["source"], registry=self.registry)
+        self.faces = Counter("facestream_faces_total", "faces detected", ["source"], registry=self.registry)
+        self.embedded = Counter("facestream_embeddings_total", "faces embedded", ["source"], registry=self.registry)
+        self.events = Counter("facestream_events_total", "events emitted", ["type"], registry=self.registry)
+        self.dropped = Gauge("facestream_frames_dropped", "live frames dropped (newest-frame policy)", ["source"],
+                             registry=self.registry)
+        self.latency = Histogram("facestream_latency_seconds", "frame capture to result", ["source"],
+                                 buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5), registry=self.registry)
+        try:
+            start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise FacestreamError(f"metrics port {host}:{port}: cannot listen ({exc.strerror})") from None
+        log.info("Prometheus metrics on http://%s:%d/metrics", host, port)
