@@ -227,7 +227,7 @@ def _drain_cpu(shared: Shared) -> dict[str, float]:
     out: dict[str, float] = {}
     while True:
         try:
-            title, seconds = shared.cpu.get(timeout=0.5)
+            title, seconds = shared.cpu.get(timeout=0.05)  # the workers have exited: all is queued
         except queue.Empty:
             break
         out[title] = out.get(title, 0.0) + seconds
