@@ -2,7 +2,8 @@
 
 Each embedding of a track is one observation: the nearest enrolled name and its distance. A
 match (distance <= threshold) votes for that name, anything else votes "unknown". A vote weighs
-more when the match is close and the face is large. Evidence decays slowly, so a track reflects
+more when the match is close and the face is large; observations near the threshold count little
+either way, since they are the ones a model gets wrong. Evidence decays slowly, so a track reflects
 who it is now, not who it was a minute ago. A name is decided once it has ``min_votes`` votes and
 leads the runner-up (unknown included) by ``margin`` of the total weight; a decided name yields
 only to a challenger (or to unknown) whose weight exceeds it by ``switch_ratio``.
@@ -26,12 +27,16 @@ class VotingConfig(BaseModel):
     switch_ratio: float = Field(default=2.0, ge=1.0, le=100.0,
                                 description="a decided name changes only when the challenger's weight is this "
                                             "many times larger: hysteresis against flicker")
+    revoke_ratio: float = Field(default=8.0, ge=1.0, le=1000.0,
+                                description="a decided name falls back to unknown only when unknown evidence "
+                                            "outweighs it this many times: profile views and blur produce "
+                                            "non-matches for a known face, so revoking needs more than switching")
     decay: float = Field(default=0.97, gt=0.0, le=1.0,
                          description="weight kept by older evidence per new observation (1 = never forget)")
     min_quality: float = Field(default=0.1, ge=0.0, le=1.0,
-                               description="floor of a match's quality weight (a match right at the threshold)")
+                               description="weight of a match right at the threshold (a perfect match weighs 1)")
     unknown_weight: float = Field(default=0.5, ge=0.0, le=10.0,
-                                  description="weight of a non-matching observation before the size factor")
+                                  description="weight of a clear non-match (25% past the threshold or more)")
     full_weight_px: float = Field(default=80.0, gt=0, le=4096,
                                   description="faces at least this wide (pixels) vote with full weight")
     min_size_factor: float = Field(default=0.25, ge=0.0, le=1.0, description="weight factor of the smallest faces")
@@ -54,10 +59,12 @@ class TrackVotes:
     def weight(self, distance: float, face_px: float) -> tuple[str | None, float]:
         cfg = self.config
         size = min(1.0, max(cfg.min_size_factor, face_px / cfg.full_weight_px))
-        if distance <= self.threshold:
-            quality = max(cfg.min_quality, 1.0 - distance / self.threshold)
-            return None, quality * size
-        return UNKNOWN, cfg.unknown_weight * size
+        ratio = distance / self.threshold
+        if ratio <= 1.0:
+            # quadratic: a typical same-person distance (60-80% of the threshold) still counts
+            return None, (1.0 - (1.0 - cfg.min_quality) * ratio * ratio) * size
+        clearness = min(1.0, max(0.2, (ratio - 1.0) / 0.25))  # barely past the threshold: weak evidence
+        return UNKNOWN, cfg.unknown_weight * clearness * size
 
     def observe(self, name: str | None, distance: float, face_px: float) -> bool:
         """Add one observation; True when the decided identity changed."""
@@ -87,11 +94,11 @@ class TrackVotes:
                 return leader
             return None
         incumbent_w = self.weights.get(self.decided, 0.0)
-        if leader != self.decided and lead_w > cfg.switch_ratio * incumbent_w:
-            if leader == UNKNOWN:
-                return None
-            if self.counts[leader] >= cfg.min_votes:
-                return leader
+        if leader == UNKNOWN and lead_w > cfg.revoke_ratio * incumbent_w:
+            return None
+        if leader not in (UNKNOWN, self.decided) and lead_w > cfg.switch_ratio * incumbent_w \
+                and self.counts[leader] >= cfg.min_votes:
+            return leader
         return self.decided
 
     @property
