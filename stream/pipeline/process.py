@@ -35,7 +35,17 @@ def init_process(shared: Shared, index: int, title: str) -> None:
         format=f"%(asctime)s %(levelname)s {title}[%(process)d] %(name)s: %(message)s",
     )
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    set_process_name(f"fs-{title.split(':')[0]}")
     beat(shared, index)
+
+
+def set_process_name(name: str) -> None:
+    """Name the process for ps/top (Linux: /proc/self/comm, 15 characters); best effort."""
+    try:
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(name[:15])
+    except OSError:
+        pass
 
 
 def report_cpu(shared: Shared, title: str) -> None:

@@ -28,6 +28,7 @@ from stream.models.manifest import ModelManifest
 from stream.models.store import ModelStore
 from stream.pipeline.messages import EndOfSource
 from stream.pipeline.process import Shared
+from stream.pipeline.queues import SingleReaderQueue
 from stream.pipeline.shm import FrameRing, RingLayout
 from stream.pipeline.supervisor import PipelineFailed, ProcessSpec, Supervisor
 from stream.pipeline.workers import (
@@ -102,7 +103,7 @@ def run_pipeline(
     layouts = {info.spec.name: _layout(run_id, i, info, config, manifest) for i, info in enumerate(infos)}
     rings = {name: FrameRing.create(layout) for name, layout in layouts.items()}
     shared = Shared(stop=ctx.Event(), heartbeats=ctx.Array("d", len(sources) + config.pipeline.detect_workers + 2),
-                    errors=ctx.Queue(), cpu=ctx.Queue(), log_level=log_level)
+                    errors=SingleReaderQueue(ctx), cpu=SingleReaderQueue(ctx), log_level=log_level)
     try:
         return _run(config, model.name, manifest, infos, layouts, shared, ctx, annotate, progress, ready_timeout_s)
     finally:
@@ -123,14 +124,17 @@ def _run(config: AppConfig, model_name: str, manifest: ModelManifest, infos: lis
          progress: bool, ready_timeout_s: float) -> dict[str, Any]:
     names = [info.spec.name for info in infos]
     n_detect = min(config.pipeline.detect_workers, len(infos))
-    free_slots = {name: ctx.Queue() for name in names}
+    def inbox() -> SingleReaderQueue:  # every queue here has one reader: see stream/pipeline/queues.py
+        return SingleReaderQueue(ctx)
+
+    free_slots = {name: inbox() for name in names}
     for name in names:
         for slot in range(layouts[name].slots):
             free_slots[name].put(slot)
-    detect_in = [ctx.Queue() for _ in range(n_detect)]
-    feedback = [ctx.Queue() for _ in range(n_detect)]
+    detect_in = [inbox() for _ in range(n_detect)]
+    feedback = [inbox() for _ in range(n_detect)]
     worker_of = {name: i % n_detect for i, name in enumerate(names)}
-    embed_in, publish_in, summary_q, engine_info = ctx.Queue(), ctx.Queue(), ctx.Queue(), ctx.Queue()
+    embed_in, publish_in, summary_q, engine_info = inbox(), inbox(), inbox(), inbox()
     embed_ready, publish_ready, go = ctx.Event(), ctx.Event(), ctx.Event()
     detect_ready = [ctx.Event() for _ in range(n_detect)]
     frames_read = {name: ctx.Value("q", 0) for name in names}

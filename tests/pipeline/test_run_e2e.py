@@ -126,3 +126,38 @@ def test_sigint_drains_and_leaves_no_processes_or_shared_memory(engines_dir, def
     assert _processes_with(marker) == [], "orphan processes"
     leaked = {n for n in set(os.listdir("/dev/shm")) - shm_before if n.startswith("fs")}
     assert not leaked, leaked
+
+
+def _pid_named(marker: str, name: str) -> int | None:
+    for pid in _processes_with(marker):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == name:
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+def test_a_killed_worker_is_restarted_and_the_run_completes(engines_dir, default_model, gallery, tmp_path):
+    marker = f"FACESTREAM_TEST_MARK={uuid.uuid4().hex}"
+    key, value = marker.split("=")
+    env = {**os.environ, "FACESTREAM_ENGINES_DIR": str(engines_dir), key: value}
+    clip = str(media_path("short_hamilton_clip.mp4"))
+    proc = subprocess.Popen([sys.executable, "-m", "stream", "run", "--source", clip, "--gallery", str(gallery),
+                             "--realtime", "--no-progress", "--summary-json", str(tmp_path / "s.json")],
+                            cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while (pid := _pid_named(marker, "fs-detect")) is None or time.monotonic() < deadline - 25:
+            assert time.monotonic() < deadline, "no fs-detect process"
+            time.sleep(0.2)
+        time.sleep(2)
+        os.kill(pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "detect-0 exited with code -9; restarting" in err
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["restarts"] == 1 and summary["frames"] > 150
