@@ -25,7 +25,7 @@ import cv2
 from stream.config.schema import AppConfig
 from stream.errors import FacestreamError
 from stream.models.manifest import ModelManifest
-from stream.models.store import ModelStore
+from stream.models.store import InstalledModel, ModelStore
 from stream.pipeline.messages import EndOfSource
 from stream.pipeline.process import Shared
 from stream.pipeline.queues import SingleReaderQueue
@@ -91,7 +91,7 @@ def run_pipeline(
     from stream.inference.select import choose_backend
 
     choose_backend(config.engine)  # engine.kind=tensorrt without TensorRT fails here, before any process starts
-    model = ModelStore().get(config.model.name)
+    model = ModelStore().get(config.model.name, verify=False)  # the sha256 check runs while workers start
     manifest = model.manifest
     if config.gallery is not None:
         from stream.recognize.gallery import Gallery
@@ -105,7 +105,7 @@ def run_pipeline(
     shared = Shared(stop=ctx.Event(), heartbeats=ctx.Array("d", len(sources) + config.pipeline.detect_workers + 2),
                     errors=SingleReaderQueue(ctx), cpu=SingleReaderQueue(ctx), log_level=log_level)
     try:
-        return _run(config, model.name, manifest, infos, layouts, shared, ctx, annotate, progress, ready_timeout_s)
+        return _run(config, model, infos, layouts, shared, ctx, annotate, progress, ready_timeout_s)
     finally:
         for ring in rings.values():
             ring.close()
@@ -119,9 +119,10 @@ def _layout(run_id: str, i: int, info: SourceInfo, config: AppConfig, manifest: 
                       manifest.input.height, manifest.input.width)
 
 
-def _run(config: AppConfig, model_name: str, manifest: ModelManifest, infos: list[SourceInfo],
+def _run(config: AppConfig, model: InstalledModel, infos: list[SourceInfo],
          layouts: dict[str, RingLayout], shared: Shared, ctx: Any, annotate: Path | None,
          progress: bool, ready_timeout_s: float) -> dict[str, Any]:
+    model_name, manifest = model.name, model.manifest
     names = [info.spec.name for info in infos]
     n_detect = min(config.pipeline.detect_workers, len(infos))
     def inbox() -> SingleReaderQueue:  # every queue here has one reader: see stream/pipeline/queues.py
@@ -173,6 +174,7 @@ def _run(config: AppConfig, model_name: str, manifest: ModelManifest, infos: lis
                 on_give_up=lambda reason, n=name, q=queue_: q.put(EndOfSource(n, 0, 0, f"reader {reason}")),
             ))
         started = time.monotonic()
+        model.verify()  # ~0.1 s for a 22 MB model, overlapped with the workers' start-up
         _wait_ready([publish_ready, embed_ready, *detect_ready], sup, ready_timeout_s)
         info = engine_info.get(timeout=5)
         log.info("pipeline ready in %.2f s; engine: %s", time.monotonic() - started, info)

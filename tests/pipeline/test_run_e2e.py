@@ -87,6 +87,18 @@ def test_annotated_video_has_every_frame(clip_run):
     assert count == 275
 
 
+def start_realtime_run(engines_dir: Path, gallery: Path, summary: Path) -> tuple[str, subprocess.Popen]:
+    """`facestream run --realtime` on the clip, its processes tagged by an environment marker."""
+    marker = f"FACESTREAM_TEST_MARK={uuid.uuid4().hex}"
+    key, value = marker.split("=")
+    env = {**os.environ, "FACESTREAM_ENGINES_DIR": str(engines_dir), key: value}
+    clip = str(media_path("short_hamilton_clip.mp4"))
+    proc = subprocess.Popen([sys.executable, "-m", "stream", "run", "--source", clip, "--gallery", str(gallery),
+                             "--realtime", "--no-progress", "--summary-json", str(summary)],
+                            cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    return marker, proc
+
+
 def _processes_with(marker: str) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
@@ -100,15 +112,8 @@ def _processes_with(marker: str) -> list[int]:
 
 
 def test_sigint_drains_and_leaves_no_processes_or_shared_memory(engines_dir, default_model, gallery, tmp_path):
-    marker = f"FACESTREAM_TEST_MARK={uuid.uuid4().hex}"
-    key, value = marker.split("=")
-    env = {**os.environ, "FACESTREAM_ENGINES_DIR": str(engines_dir), key: value}
     shm_before = set(os.listdir("/dev/shm"))
-    clip = str(media_path("short_hamilton_clip.mp4"))
-    proc = subprocess.Popen([sys.executable, "-m", "stream", "run", "--source", clip, "--gallery", str(gallery),
-                             "--realtime", "--no-progress",
-                             "--summary-json", str(tmp_path / "s.json")],
-                            cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    marker, proc = start_realtime_run(engines_dir, gallery, tmp_path / "s.json")
     try:
         time.sleep(7)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
@@ -139,13 +144,7 @@ def _pid_named(marker: str, name: str) -> int | None:
 
 
 def test_a_killed_worker_is_restarted_and_the_run_completes(engines_dir, default_model, gallery, tmp_path):
-    marker = f"FACESTREAM_TEST_MARK={uuid.uuid4().hex}"
-    key, value = marker.split("=")
-    env = {**os.environ, "FACESTREAM_ENGINES_DIR": str(engines_dir), key: value}
-    clip = str(media_path("short_hamilton_clip.mp4"))
-    proc = subprocess.Popen([sys.executable, "-m", "stream", "run", "--source", clip, "--gallery", str(gallery),
-                             "--realtime", "--no-progress", "--summary-json", str(tmp_path / "s.json")],
-                            cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    marker, proc = start_realtime_run(engines_dir, gallery, tmp_path / "s.json")
     try:
         deadline = time.monotonic() + 30
         while (pid := _pid_named(marker, "fs-detect")) is None or time.monotonic() < deadline - 25:
