@@ -68,6 +68,10 @@ class BufferSet:
     def free(self) -> None:
         for alloc in (self.dev_in, self.dev_out):
             alloc.free()
+        for host in (self.host_in, self.host_out):
+            pinned = getattr(host, "base", None)  # pycuda's page-locked allocation behind the array
+            if pinned is not None and hasattr(pinned, "free"):
+                pinned.free()
 
 
 def buffer_shapes(max_batch: int, channels: int, height: int, width: int, dim: int) -> tuple[tuple, tuple]:

@@ -138,7 +138,6 @@ def _run(config: AppConfig, model: InstalledModel, infos: list[SourceInfo],
     embed_in, publish_in, summary_q, engine_info = inbox(), inbox(), inbox(), inbox()
     embed_ready, publish_ready, go = ctx.Event(), ctx.Event(), ctx.Event()
     detect_ready = [ctx.Event() for _ in range(n_detect)]
-    frames_read = {name: ctx.Value("q", 0) for name in names}
     frames_done = {name: ctx.Value("q", 0) for name in names}
 
     sup = Supervisor(ctx, shared, max_restarts=config.pipeline.max_restarts,
@@ -168,8 +167,7 @@ def _run(config: AppConfig, model: InstalledModel, infos: list[SourceInfo],
             queue_ = detect_in[worker_of[name]]
             sup.start(ProcessSpec(
                 f"reader-{name}", reader_main,
-                (ReaderSpec(idx, source_info.spec, config, layouts[name], free_slots[name], queue_, frames_read[name],
-                            go),),
+                (ReaderSpec(idx, source_info.spec, config, layouts[name], free_slots[name], queue_, go),),
                 idx, restartable=source_info.spec.live,
                 on_give_up=lambda reason, n=name, q=queue_: q.put(EndOfSource(n, 0, 0, f"reader {reason}")),
             ))

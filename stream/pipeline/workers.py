@@ -43,7 +43,6 @@ class ReaderSpec:
     layout: RingLayout
     free_slots: Any  # Queue[int]
     out: Any  # Queue to the source's detect worker
-    frames_done: Any  # Value('q'): frames read so far (progress)
     go: Any = None  # Event: every downstream worker is ready; start reading
 
 
@@ -92,7 +91,6 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
             ring.frame(slot, h, w)[...] = image
             spec.out.put(FrameMsg(spec.source.name, slot, frame.index, frame.pts, frame.capture_ts, h, w, read_ms))
             frames += 1
-            spec.frames_done.value = frames
     except FacestreamError as exc:
         error = str(exc)
         log.error("%s", exc)
