@@ -6,7 +6,35 @@ import argparse
 import json
 from pathlib import Path
 
-from stream.cli.common import add_model_arg, load_model
+from stream.cli.common import load_model
+from stream.errors import ModelError
+from stream.models.store import InstalledModel
+
+
+def add_model_or_onnx_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, metavar="NAME|FILE.onnx",
+                        help="installed model name, or the ONNX file of one (default: the default model)")
+
+
+def resolve_model(arg: str | None) -> InstalledModel:
+    """A model name, or an ONNX file whose bytes are an installed model's: its manifest gives the input
+    size, tensor names and embedding size the engine needs, which a bare ONNX does not carry."""
+    if arg is None or not arg.lower().endswith(".onnx"):
+        return load_model(arg)
+    from stream.models.manifest import sha256_file
+    from stream.models.store import ModelStore
+
+    path = Path(arg)
+    if not path.is_file():
+        raise ModelError(f"{arg}: no such ONNX file")
+    digest = sha256_file(path)
+    store = ModelStore()
+    for name in store.installed_names():
+        model = store.get(name, verify=False)
+        if model.manifest.sha256 == digest:
+            return model
+    raise ModelError(f"{arg}: not the ONNX of an installed model (sha256 {digest[:12]}); install or import it "
+                     "first (`facestream models ...`) so its input size and tensor names are known")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
 
     b = sub.add_parser("build", help="build a TensorRT engine for a model on this GPU")
-    add_model_arg(b)
+    add_model_or_onnx_arg(b)
     b.add_argument("--min-batch", type=int, default=1)
     b.add_argument("--opt-batch", type=int, default=16)
     b.add_argument("--max-batch", type=int, default=32)
@@ -25,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.set_defaults(func=build)
 
     c = sub.add_parser("check", help="compare TensorRT and ONNX Runtime embeddings on real face crops")
-    add_model_arg(c)
+    add_model_or_onnx_arg(c)
     c.add_argument("--images", type=Path, help="folder of face photos (default: the built-in demo photo)")
     c.add_argument("--max-batch", type=int, default=32)
     c.set_defaults(func=check)
@@ -41,7 +69,7 @@ def build(args: argparse.Namespace) -> int:
     from stream.models.store import ModelStore
 
     require_gpu_stack("facestream engine build")
-    model = load_model(args.model)
+    model = resolve_model(args.model)
     import pycuda.driver as cuda
 
     cuda.init()
@@ -68,7 +96,7 @@ def check(args: argparse.Namespace) -> int:
     from stream.inference.trt_build import require_gpu_stack
 
     require_gpu_stack("facestream engine check")
-    model = load_model(args.model)
+    model = resolve_model(args.model)
     if args.images:
         photos = sorted(p for p in args.images.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     else:

@@ -21,6 +21,7 @@ from stream.inference.base import Engine
 from stream.inference.cuda_buffers import BufferSet, CudaBackend, PyCudaBackend, allocate, run_double_buffered
 from stream.inference.preprocess import to_input_tensor
 from stream.inference.sidecar import BatchProfile, RuntimeFacts, check_sidecar, engine_file_name, read_sidecar
+from stream.inference.trt_build import TrtLogger
 from stream.models.store import InstalledModel, ModelStore
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ class TensorRTEngine(Engine):
         self.device_index = device
         self._backend = backend
         self._cuda_ctx: Any = None
+        self._trt_logger: Any = None  # kept with the runtime: TensorRT wants both to outlive the engine
+        self._runtime: Any = None
         self._engine: Any = None
         self._context: Any = None
         self._stream: Any = None
@@ -69,7 +72,9 @@ class TensorRTEngine(Engine):
             facts = RuntimeFacts(tensorrt_version=trt.__version__, gpu_name=device.name(),
                                  compute_capability="{}.{}".format(*device.compute_capability()))
             self.engine_path = self._engine_file(facts)
-            self._engine = self._deserialize(trt, self.engine_path)
+            self._trt_logger = TrtLogger.create(trt)
+            self._runtime = trt.Runtime(self._trt_logger)
+            self._engine = self._deserialize(self._runtime, self.engine_path)
             self._context = self._engine.create_execution_context()
             if self._context is None:
                 raise EngineUnavailable(f"{self.engine_path}: TensorRT could not create an execution context")
@@ -101,10 +106,7 @@ class TensorRTEngine(Engine):
         return build_engine(self.model, self.engines_dir, self.profile, workspace_mb=self.workspace_mb, runtime=facts)
 
     @staticmethod
-    def _deserialize(trt: Any, path: Path) -> Any:
-        from stream.inference.trt_build import TrtLogger
-
-        runtime = trt.Runtime(TrtLogger.create(trt))
+    def _deserialize(runtime: Any, path: Path) -> Any:
         engine = runtime.deserialize_cuda_engine(path.read_bytes())
         if engine is None:
             raise EngineUnavailable(f"{path}: TensorRT could not deserialize it (corrupt, or another version)")
@@ -126,12 +128,17 @@ class TensorRTEngine(Engine):
             raise EngineUnavailable(f"{self.engine_path}: profile max batch {max_shape[0]} < {self.max_batch}")
 
     def _release(self) -> None:
-        # Explicit, in reverse order of creation: buffers, context, engine, then the CUDA context.
+        # Explicit, in reverse order of creation: buffers (once the stream is idle: a copy may still
+        # be in flight after an exception), context, engine, runtime, then the CUDA context.
+        if self._stream is not None:
+            self._stream.synchronize()
         for buf in self._sets:
             buf.free()
         self._sets = []
         self._context = None
         self._engine = None
+        self._runtime = None
+        self._trt_logger = None
         self._stream = None
         if self._cuda_ctx is not None:
             self._cuda_ctx.pop()

@@ -67,36 +67,64 @@ def runtime_facts(device_index: int = 0) -> RuntimeFacts:
     return RuntimeFacts(tensorrt_version=trt.__version__, gpu_name=device.name(), compute_capability=f"{major}.{minor}")
 
 
+def network_flags(trt: Any, precision: str, fp16_flag: bool) -> tuple[int, bool]:
+    """(create_network flags, whether to set BuilderFlag.FP16) for this TensorRT and model.
+
+    A model that carries its precision (fp16 weights, int8 Q/DQ) is built strongly typed, so
+    TensorRT keeps exactly the graph's types. An fp32 model is strongly typed too (pure fp32)
+    unless ``fp16_flag`` asks TensorRT 10 to pick fp16 kernels itself (weakly typed). TensorRT 11
+    has no FP16 builder flag: detected with hasattr, and explained.
+    """
+    typed_precision = precision in ("fp16", "int8")
+    has_strong = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+    if typed_precision and not has_strong:
+        raise EngineUnavailable(f"TensorRT {trt.__version__} cannot build strongly typed networks; "
+                                f"a {precision} model needs TensorRT >= 10")
+    if fp16_flag and not typed_precision:
+        if not hasattr(trt.BuilderFlag, "FP16"):
+            raise EngineUnavailable(f"--fp16: TensorRT {trt.__version__} has no FP16 builder flag (TensorRT 11 "
+                                    "builds strongly typed networks only); build the fp16 model instead: "
+                                    "`facestream models quantize NAME --precision fp16`")
+        return 0, True
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if has_strong else 0
+    return flags, False
+
+
+def parser_errors(parser: Any) -> list[str]:
+    """Every error the ONNX parser recorded, one line each (node and description)."""
+    out = []
+    for i in range(parser.num_errors):
+        err = parser.get_error(i)
+        node = getattr(err, "node_name", None)
+        where = f"node {node()}" if callable(node) and node() else f"node #{err.node()}"
+        out.append(f"{where}: {' '.join(str(err.desc()).split())}")
+    return out
+
+
 def build_engine(model: InstalledModel, engines_dir: Path, profile: BatchProfile, *, workspace_mb: int,
-                 runtime: RuntimeFacts, fp16_flag: bool = False) -> Path:
+                 runtime: RuntimeFacts, fp16_flag: bool = False, trt: Any = None) -> Path:
     """Build, write ``<engines_dir>/<name>.engine`` atomically with its sidecar, and return the path.
 
     Must run where a CUDA context is current (``TensorRTEngine`` or ``facestream engine build``).
     """
-    import tensorrt as trt
+    if trt is None:
+        import tensorrt as trt
 
     manifest = model.manifest
+    flags, set_fp16 = network_flags(trt, manifest.precision, fp16_flag)
     logger = TrtLogger.create(trt)
     builder = trt.Builder(logger)
-    typed_precision = manifest.precision in ("fp16", "int8")
-    flags = 0
-    has_strong = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
-    if has_strong and (typed_precision or not fp16_flag):
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    elif not has_strong and typed_precision:
-        raise EngineUnavailable(f"TensorRT {trt.__version__} cannot build strongly typed networks; "
-                                f"{manifest.name} ({manifest.precision}) needs TensorRT >= 10")
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(model.onnx_path.read_bytes()):
-        errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
-        raise EngineUnavailable(f"{model.onnx_path}: TensorRT's ONNX parser failed: {errors}")
+        errors = parser_errors(parser)
+        for line in errors:
+            log.error("%s: ONNX parser: %s", model.onnx_path, line)
+        raise EngineUnavailable(f"{model.onnx_path}: TensorRT's ONNX parser failed with {len(errors)} error(s), "
+                                f"first: {errors[0] if errors else 'unknown'}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
-    if fp16_flag and not typed_precision:
-        if not hasattr(trt.BuilderFlag, "FP16"):
-            raise EngineUnavailable(f"TensorRT {trt.__version__} has no FP16 builder flag: build the FP16 model "
-                                    f"instead (`facestream models quantize {manifest.name} --precision fp16`)")
+    if set_fp16:
         config.set_flag(trt.BuilderFlag.FP16)
     spec = manifest.input
     opt_profile = builder.create_optimization_profile()
@@ -113,8 +141,11 @@ def build_engine(model: InstalledModel, engines_dir: Path, profile: BatchProfile
     engines_dir.mkdir(parents=True, exist_ok=True)
     path = engines_dir / engine_file_name(manifest, profile, runtime.compute_capability)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(bytes(serialized))
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(bytes(serialized))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     write_sidecar(path, EngineSidecar.for_build(manifest, profile, runtime, strongly_typed=bool(flags),
                                                 workspace_mb=workspace_mb))
     log.info("built %s in %.1f s", path, time.monotonic() - started)

@@ -76,3 +76,17 @@ def test_engine_package_imports_without_tensorrt():
     proc = subprocess.run([sys.executable, "-c", "import stream.inference.tensorrt, stream.inference.trt_build"],
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_engine_model_may_be_given_as_an_installed_onnx_file(default_model, tmp_path):
+    from stream.cli.engine_cmd import resolve_model
+    from stream.errors import ModelError
+
+    assert resolve_model(str(default_model.onnx_path)).name == default_model.name
+    assert resolve_model(None).name == default_model.name
+    stranger = tmp_path / "other.onnx"
+    stranger.write_bytes(b"not an installed model")
+    with pytest.raises(ModelError, match="other.onnx: not the ONNX of an installed model"):
+        resolve_model(str(stranger))
+    with pytest.raises(ModelError, match="missing.onnx: no such ONNX file"):
+        resolve_model(str(tmp_path / "missing.onnx"))
