@@ -22,6 +22,8 @@ def register_models(sub: argparse._SubParsersAction) -> None:
     dl = sub.add_parser("download-facenet", help="download a published FaceNet checkpoint (pinned sha256)")
     dl.add_argument("which", choices=["vggface2", "casia-webface"])
     dl.add_argument("--dest", type=Path, help="folder (default: <engines dir>/downloads)")
+    dl.add_argument("--url", help="fetch from this address instead (a mirror or a local copy); the pinned sha256 "
+                                  "still applies unless --sha256 says otherwise")
     dl.add_argument("--sha256", help="expected sha256, for a file we have no pinned hash for")
     dl.add_argument("--allow-unpinned", action="store_true", help="accept the file without a known sha256")
     dl.add_argument("--import", dest="do_import", action="store_true", help="import it as a model afterwards")
@@ -56,7 +58,7 @@ def download_cmd(args: argparse.Namespace) -> int:
     if sha is not None and not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise FacestreamError(f"--sha256 {args.sha256!r}: not a 64-digit hex sha256")
     dest_dir = args.dest or ModelStore().root / "downloads"
-    path = download(item.url, dest_dir / item.url.rsplit("/", 1)[-1], sha, timeout=args.timeout,
+    path = download(args.url or item.url, dest_dir / item.url.rsplit("/", 1)[-1], sha, timeout=args.timeout,
                     allow_unpinned=args.allow_unpinned)
     print(f"downloaded {path}")
     if args.do_import:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +204,10 @@ def load_into_model(state: dict[str, Any], path: Path) -> Any:
 def export_onnx(model: Any, onnx_path: Path) -> None:
     torch = _torch()
     dummy = torch.zeros(2, 3, INPUT_SIZE, INPUT_SIZE)
-    with torch.no_grad():
+    # The TorchScript exporter on purpose: the dynamo one needs onnxscript, and this plain CNN traces
+    # exactly (check_parity proves it). Its deprecation notice is not for our users.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(model, (dummy,), str(onnx_path), input_names=["input"], output_names=["embedding"],
                           dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}}, opset_version=OPSET,
                           do_constant_folding=True, dynamo=False)

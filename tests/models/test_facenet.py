@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +16,8 @@ import pytest
 from stream.errors import ModelError
 from stream.inference.onnxrt import OnnxRuntimeEngine
 from stream.models.store import ModelStore
+from tests.conftest import REPO, assert_one_line_error
+from tests.support.http_files import serve_files
 
 torch = pytest.importorskip("torch", reason="PyTorch is the optional [export] extra; FaceNet import needs it")
 
@@ -94,3 +101,42 @@ def test_pickled_code_is_refused(tmp_path: Path, capsys):
     with pytest.raises(ModelError, match="not a weights-only PyTorch checkpoint"):
         import_facenet(path, "x", ModelStore(tmp_path / "s"))
     assert "this must never run" not in capsys.readouterr().out
+
+
+def run_cli(engines: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FACESTREAM_ENGINES_DIR": str(engines)}
+    return subprocess.run([sys.executable, "-m", "stream", *args], capture_output=True, text=True, timeout=300,
+                          env=env, cwd=REPO)
+
+
+def test_download_and_import_from_a_local_server(checkpoint, tmp_path: Path):
+    """The published-checkpoint path end to end: `download-facenet --import` against 127.0.0.1."""
+    payload = checkpoint.read_bytes()
+    engines = tmp_path / "engines"
+    with serve_files({checkpoint.name: payload}) as server:
+        url = server.url(checkpoint.name)
+        # The real pinned sha256 applies to a mirror too: a different file is refused and nothing is kept.
+        proc = run_cli(engines, "models", "download-facenet", "vggface2", "--url", url, "--import")
+        assert_one_line_error(proc, "does not match the pinned")
+        assert not list((engines / "downloads").glob("*"))
+        server.cut_after = len(payload) // 3  # a dropped connection, then the same command resumes it
+        proc = run_cli(engines, "models", "download-facenet", "vggface2", "--url", url, "--sha256",
+                       hashlib.sha256(payload).hexdigest(), "--import")
+        assert_one_line_error(proc, "transfer", "run the same command again")
+        proc = run_cli(engines, "models", "download-facenet", "vggface2", "--url", url, "--sha256",
+                       hashlib.sha256(payload).hexdigest(), "--import")
+        assert proc.returncode == 0, proc.stderr
+        assert server.ranges[-1] == f"bytes={len(payload) // 3}-"
+    assert (engines / "downloads" / checkpoint.name).read_bytes() == payload
+    listed = json.loads(run_cli(engines, "models", "list", "--json").stdout)
+    assert "facenet-vggface2" in {m["name"] for m in listed}
+    model = ModelStore(engines).get("facenet-vggface2")
+    with OnnxRuntimeEngine(model.manifest, model.onnx_path) as engine:
+        out = engine.embed(np.zeros((2, 160, 160, 3), np.uint8))
+    assert out.shape == (2, 512)
+
+
+def test_download_offline_is_one_line(tmp_path: Path):
+    proc = run_cli(tmp_path, "models", "download-facenet", "vggface2", "--url", "http://127.0.0.1:9/x.pt",
+                   "--timeout", "2")
+    assert_one_line_error(proc, "cannot reach 127.0.0.1:9", "import-facenet FILE")
