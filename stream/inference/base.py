@@ -1,8 +1,8 @@
 """The one interface every inference backend implements.
 
 Construct (cheap, no model work), then ``load()`` (build sessions, allocate buffers at the max
-batch), then ``warmup()`` (first inference, so a watchdog never mistakes it for a hang). The
-pipeline only ever calls ``embed``.
+batch), then ``warmup()`` (first inference, so a watchdog never mistakes it for a hang). Callers
+use ``embed`` (blocking) or ``submit`` (returns while the work runs, where the backend can).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import logging
 import time
+from typing import Protocol
 
 import numpy as np
 
@@ -17,6 +18,26 @@ from stream.inference.preprocess import to_input_tensor
 from stream.models.manifest import ModelManifest
 
 log = logging.getLogger(__name__)
+
+
+class PendingEmbeddings(Protocol):
+    """Embeddings on their way: ``done()`` without blocking, ``result()`` blocking, float32 (N, D)."""
+
+    def done(self) -> bool: ...
+    def result(self) -> np.ndarray: ...
+
+
+class ReadyEmbeddings:
+    """Embeddings already computed: what a synchronous engine's ``submit`` returns."""
+
+    def __init__(self, embeddings: np.ndarray) -> None:
+        self._embeddings = embeddings
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> np.ndarray:
+        return self._embeddings
 
 
 class Engine(abc.ABC):
@@ -84,6 +105,15 @@ class Engine(abc.ABC):
             chunk = crops[start : start + self.max_batch]
             out[start : start + len(chunk)] = self._infer(self.preprocess(chunk))
         return out
+
+    def submit(self, crops_bgr: np.ndarray) -> PendingEmbeddings:
+        """Start embedding ``crops_bgr``; the caller may prepare its next batch before ``result()``.
+
+        The default runs to completion here (ONNX Runtime on the CPU has nothing to overlap with:
+        the caller's own work would compete for the same cores). The TensorRT engine returns as soon
+        as the batch is enqueued on its CUDA stream.
+        """
+        return ReadyEmbeddings(self.embed(crops_bgr))
 
     def preprocess(self, crops_bgr: np.ndarray) -> np.ndarray:
         return to_input_tensor(crops_bgr, self.manifest.input)

@@ -22,7 +22,7 @@ class CudaBackend(Protocol):
     def pinned(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray: ...
     def device(self, nbytes: int) -> Any: ...  # an allocation with int(alloc) = device pointer, .free()
     def stream(self) -> Any: ...  # .handle, .synchronize()
-    def event(self) -> Any: ...  # .record(stream), .synchronize()
+    def event(self) -> Any: ...  # .record(stream), .synchronize(), .query() -> bool (complete)
     def htod(self, dst: Any, src: np.ndarray, stream: Any) -> None: ...
     def dtoh(self, dst: np.ndarray, src: Any, stream: Any) -> None: ...
 
@@ -63,7 +63,7 @@ class BufferSet:
     dev_in: Any
     dev_out: Any
     done: Any  # event recorded after this set's device->host copy
-    busy_rows: int = 0  # rows of the batch in flight, 0 when free
+    in_flight: InFlight | None = None  # the batch launched on this set and not yet read back
 
     def free(self) -> None:
         for alloc in (self.dev_in, self.dev_out):
@@ -72,6 +72,25 @@ class BufferSet:
             pinned = getattr(host, "base", None)  # pycuda's page-locked allocation behind the array
             if pinned is not None and hasattr(pinned, "free"):
                 pinned.free()
+
+
+class InFlight:
+    """A batch launched on a buffer set. ``result()`` waits for its event once and copies the rows
+    out of the pinned buffer, which frees the set for the next batch."""
+
+    def __init__(self, buf: BufferSet, rows: int) -> None:
+        self.buf, self.rows = buf, rows
+        self._out: np.ndarray | None = None
+
+    def done(self) -> bool:
+        return self._out is not None or bool(self.buf.done.query())
+
+    def result(self) -> np.ndarray:
+        if self._out is None:
+            self.buf.done.synchronize()
+            self._out = self.buf.host_out[: self.rows].copy()
+            self.buf.in_flight = None
+        return self._out
 
 
 def buffer_shapes(max_batch: int, channels: int, height: int, width: int, dim: int) -> tuple[tuple, tuple]:
@@ -97,6 +116,23 @@ def chunks(n: int, max_batch: int) -> Iterator[slice]:
         yield slice(start, min(start + max_batch, n))
 
 
+def launch_on(buf: BufferSet, chunk: np.ndarray, fill: Callable[[np.ndarray, np.ndarray], None],
+              launch: Callable[[BufferSet, int], None]) -> InFlight:
+    """Preprocess ``chunk`` into ``buf`` and enqueue it; waits first if ``buf`` still holds a batch.
+
+    ``fill(chunk, host_in_view)`` preprocesses on the host; ``launch(set, rows)`` enqueues copy in,
+    inference and copy out on the stream and records ``set.done``. The set's previous batch is
+    read back (and kept by its ``InFlight``) before its pinned input is overwritten.
+    """
+    if buf.in_flight is not None:
+        buf.in_flight.result()
+    rows = len(chunk)
+    fill(chunk, buf.host_in[:rows])
+    launch(buf, rows)
+    buf.in_flight = InFlight(buf, rows)
+    return buf.in_flight
+
+
 def run_double_buffered(
     crops: np.ndarray,
     sets: list[BufferSet],
@@ -107,33 +143,12 @@ def run_double_buffered(
 ) -> np.ndarray:
     """Embed ``crops`` in chunks of ``max_batch``, alternating buffer sets.
 
-    ``fill(chunk, host_in_view)`` preprocesses on the host; ``launch(set, rows)`` enqueues copy in,
-    inference and copy out on the stream and records ``set.done``. While the GPU runs chunk k the
-    host fills chunk k+1 into the other set; a set is reused only after its event completed and
-    its results were copied out, so results come back in order and nothing is overwritten early.
+    While the GPU runs chunk k the host fills chunk k+1 into the other set; a set is refilled only
+    after its batch was read back, and results are assembled in input order.
     """
     out = np.empty((len(crops), dim), np.float32)
-    pending: list[tuple[BufferSet, slice]] = []
-    for k, part in enumerate(chunks(len(crops), max_batch)):
-        buf = sets[k % len(sets)]
-        if buf.busy_rows:
-            _collect(pending, buf, out)
-        rows = part.stop - part.start
-        fill(crops[part], buf.host_in[:rows])
-        launch(buf, rows)
-        buf.busy_rows = rows
-        pending.append((buf, part))
-    while pending:
-        _collect(pending, pending[0][0], out)
+    launched = [(launch_on(sets[k % len(sets)], crops[part], fill, launch), part)
+                for k, part in enumerate(chunks(len(crops), max_batch))]
+    for flight, part in launched:
+        out[part] = flight.result()
     return out
-
-
-def _collect(pending: list[tuple[BufferSet, slice]], buf: BufferSet, out: np.ndarray) -> None:
-    """Wait for ``buf`` (and anything queued before it) and copy its rows out, in order."""
-    while pending:
-        current, part = pending.pop(0)
-        current.done.synchronize()
-        out[part] = current.host_out[: part.stop - part.start]
-        current.busy_rows = 0
-        if current is buf:
-            return

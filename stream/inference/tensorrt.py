@@ -3,9 +3,10 @@
 CUDA is touched only in ``_load()``, which runs inside the embedding process (spawned, never
 forked after CUDA init). It retains the device's primary context and pushes it (no
 ``pycuda.autoinit``), finds or builds the engine for this GPU and TensorRT version (sidecar
-checked), and allocates two page-locked + device buffer sets at the profile's max batch. Each
-call splits the crops into max-batch chunks and alternates the sets, so the host preprocesses
-chunk k+1 while the GPU runs chunk k (``cuda_buffers.run_double_buffered``).
+checked), and allocates two page-locked + device buffer sets at the profile's max batch. Batches
+alternate between the sets, so the host preprocesses batch k+1 while the GPU runs batch k: within
+one ``embed`` call above max batch (``cuda_buffers.run_double_buffered``), and across calls through
+``submit``, which returns once the batch is enqueued (the embedder collects its next batch meanwhile).
 """
 
 from __future__ import annotations
@@ -17,8 +18,15 @@ from typing import Any
 import numpy as np
 
 from stream.errors import EngineUnavailable
-from stream.inference.base import Engine
-from stream.inference.cuda_buffers import BufferSet, CudaBackend, PyCudaBackend, allocate, run_double_buffered
+from stream.inference.base import Engine, PendingEmbeddings, ReadyEmbeddings
+from stream.inference.cuda_buffers import (
+    BufferSet,
+    CudaBackend,
+    PyCudaBackend,
+    allocate,
+    launch_on,
+    run_double_buffered,
+)
 from stream.inference.preprocess import to_input_tensor
 from stream.inference.sidecar import BatchProfile, RuntimeFacts, check_sidecar, engine_file_name, read_sidecar
 from stream.inference.trt_build import TrtLogger
@@ -47,6 +55,7 @@ class TensorRTEngine(Engine):
         self._context: Any = None
         self._stream: Any = None
         self._sets: list[BufferSet] = []
+        self._turn = 0  # which set the next submit() uses
         self.engine_path: Path | None = None
 
     @classmethod
@@ -153,6 +162,16 @@ class TensorRTEngine(Engine):
             return np.zeros((0, self.manifest.embedding_size), np.float32)
         return run_double_buffered(crops, self._sets, self.max_batch, self._fill, self._launch,
                                    self.manifest.embedding_size)
+
+    def submit(self, crops_bgr: np.ndarray) -> PendingEmbeddings:
+        """Enqueue one batch (<= max batch) on the next buffer set and return without waiting for it."""
+        self.load()
+        crops = np.asarray(crops_bgr)
+        if not 0 < len(crops) <= self.max_batch:
+            return ReadyEmbeddings(self.embed(crops))
+        buf = self._sets[self._turn % len(self._sets)]
+        self._turn += 1
+        return launch_on(buf, crops, self._fill, self._launch)
 
     def _fill(self, chunk: np.ndarray, host_in: np.ndarray) -> None:
         to_input_tensor(chunk, self.manifest.input, out=host_in)

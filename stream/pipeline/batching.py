@@ -17,7 +17,8 @@ def collect_batch(
     clock: Callable[[], float] = time.monotonic,
 ) -> list[Any]:
     """Take items from ``get(timeout)`` (raising ``queue.Empty`` on timeout) until they hold
-    ``max_batch`` crops or ``max_wait_s`` has passed since the first arrived.
+    ``max_batch`` crops or ``max_wait_s`` has passed since the first arrived and nothing more is
+    queued. ``max_wait_s=0`` takes just what is already queued.
 
     Returns [] when nothing arrived within ``poll_s`` (so the caller can check for shutdown).
     Items with no crops (end-of-source markers, frames whose faces need no embedding) ride along
@@ -33,11 +34,10 @@ def collect_batch(
         return items
     deadline = clock() + max_wait_s
     while total < max_batch:
-        remaining = deadline - clock()
-        if remaining <= 0:
-            break
+        # Past the deadline, items already queued still join (get(0) does not wait): a batch
+        # never leaves smaller than what is at hand.
         try:
-            item = get(remaining)
+            item = get(max(0.0, deadline - clock()))
         except queue.Empty:
             break
         items.append(item)

@@ -20,8 +20,8 @@ import numpy as np
 from stream.config.schema import AppConfig
 from stream.errors import FacestreamError
 from stream.models.manifest import ModelManifest
-from stream.pipeline.batching import collect_batch
-from stream.pipeline.messages import EndOfSource, FacesMsg, FrameMsg, ResultMsg, TrackStatus
+from stream.pipeline.embedding import EmbedLoop
+from stream.pipeline.messages import EndOfSource, FacesMsg, FrameMsg, TrackStatus
 from stream.pipeline.process import Shared, beat, fatal_errors_exit, init_process, report_cpu
 from stream.pipeline.shm import FrameRing, RingLayout
 from stream.sources.spec import SourceSpec
@@ -240,53 +240,21 @@ def embed_main(spec: EmbedSpec, shared: Shared) -> None:
                           "warmup_s": round(warm_s, 3)})
     spec.ready.set()
     rings = {name: FrameRing.attach(layout) for name, layout in spec.layouts.items()}
-    open_sources = set(rings)
-    max_wait_s = cfg.batching.max_wait_ms / 1e3
 
-    def get(timeout: float) -> Any:
-        return spec.inbox.get(timeout=timeout)
+    def crops_for(msg: FacesMsg) -> np.ndarray:
+        return rings[msg.frame.source].crops(msg.frame.slot)[: len(msg.embed_rows)]
 
+    loop = EmbedLoop(engine, set(rings), crops_for, spec.out, max_batch=cfg.batching.max_batch,
+                     max_wait_s=cfg.batching.max_wait_ms / 1e3, poll_s=POLL_S)
     try:
-        while open_sources:
+        while not loop.finished:
             beat(shared, spec.index)
-            items = collect_batch(get, _crops_of, cfg.batching.max_batch, max_wait_s, POLL_S)
-            if not items:
-                continue
-            _embed_items(items, rings, engine, spec.out)
-            for item in items:
-                if isinstance(item, EndOfSource):
-                    open_sources.discard(item.source)
+            loop.step(lambda timeout: spec.inbox.get(timeout=timeout))
     finally:
         engine.close()
         for ring in rings.values():
             ring.close()
         report_cpu(shared, "embed")
-
-
-def _crops_of(item: Any) -> int:
-    return len(item.embed_rows) if isinstance(item, FacesMsg) else 0
-
-
-def _embed_items(items: list[Any], rings: dict[str, FrameRing], engine, out: Any) -> None:
-    frames = [item for item in items if isinstance(item, FacesMsg)]
-    counts = [len(f.embed_rows) for f in frames]
-    total = sum(counts)
-    embeddings = np.zeros((0, engine.manifest.embedding_size), np.float32)
-    elapsed_ms = 0.0
-    if total:
-        batch = np.concatenate([rings[f.frame.source].crops(f.frame.slot)[:n] for f, n in zip(frames, counts) if n])
-        t0 = time.perf_counter()
-        embeddings = engine.embed(batch)
-        elapsed_ms = (time.perf_counter() - t0) * 1e3
-    offset = 0
-    for item in items:
-        if isinstance(item, FacesMsg):
-            n = len(item.embed_rows)
-            share = elapsed_ms * n / total if total else 0.0
-            out.put(ResultMsg(item, embeddings[offset : offset + n], share, total))
-            offset += n
-        else:
-            out.put(item)
 
 
 # ---------------------------------------------------------------------------------------------

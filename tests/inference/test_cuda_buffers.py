@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.inference.cuda_buffers import allocate, buffer_shapes, chunks, run_double_buffered
+from stream.inference.cuda_buffers import allocate, buffer_shapes, chunks, launch_on, run_double_buffered
 
 
 class FakeAlloc:
@@ -36,6 +36,9 @@ class FakeEvent:
             op()
         self.log.append("sync")
         self.pending = None
+
+    def query(self) -> bool:
+        return self.pending is None  # this "GPU" works only when someone waits for it
 
 
 class FakeStream:
@@ -138,3 +141,27 @@ def test_a_set_is_not_refilled_before_its_results_are_read():
     np.testing.assert_array_equal(out[:, 0], np.arange(8))
     # chunk 2 reuses set 0: chunk 0 must be collected (done) before chunk 2 is filled
     assert events.index("fill4") > events.index(next(e for e in events if e.startswith("done")))
+
+
+def test_launched_batches_stay_readable_after_their_set_is_reused():
+    backend = FakeBackend()
+    stream = backend.stream()
+    sets = allocate(backend, 2, (1, 1, 1), 1)
+
+    def fill(chunk, host_in):
+        host_in[...] = chunk.reshape(host_in.shape)
+
+    def launch(buf, rows):
+        backend.htod(buf.dev_in, buf.host_in[:rows], stream)
+        backend.dtoh(buf.host_out[:rows], buf.dev_in, stream)  # the "network" is the identity
+        buf.done.record(stream)
+
+    batch = [np.full((2, 1, 1, 1), k, np.float32) for k in range(3)]
+    first = launch_on(sets[0], batch[0], fill, launch)
+    second = launch_on(sets[1], batch[1], fill, launch)
+    assert not first.done() and not second.done(), "both in flight: the host did not wait"
+    third = launch_on(sets[0], batch[2], fill, launch)  # set 0 again: the first batch is read back first
+    assert first.done() and sets[0].in_flight is third
+    for flight, k in ((third, 2), (second, 1), (first, 0)):
+        np.testing.assert_array_equal(flight.result()[:, 0], [k, k])
+    assert sets[0].in_flight is None and sets[1].in_flight is None

@@ -155,3 +155,18 @@ def test_engine_io_is_checked_against_the_manifest(default_model, tmp_path, io, 
     else:
         with pytest.raises(EngineUnavailable, match=match):
             engine._check_io(FakeTrtTypes)
+
+
+def test_submit_returns_while_the_gpu_runs_and_alternates_sets(default_model, crops, tmp_path):
+    engine, _, _ = loaded_engine(default_model, 4, tmp_path)
+    first, second = engine.submit(crops[:4]), engine.submit(crops[4:7])
+    assert not first.done() and not second.done(), "enqueued, not waited for"
+    assert first.buf is not second.buf
+    with OnnxRuntimeEngine(default_model.manifest, default_model.onnx_path, max_batch=32) as cpu:
+        want = cpu.embed(crops)
+    np.testing.assert_allclose(second.result(), want[4:7], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(first.result(), want[:4], rtol=1e-5, atol=1e-5)
+    over = engine.submit(crops)  # above max batch: embedded (double-buffered) before it returns
+    assert over.done()
+    np.testing.assert_allclose(over.result(), want, rtol=1e-5, atol=1e-5)
+    engine.close()
