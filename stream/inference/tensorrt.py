@@ -142,6 +142,8 @@ class TensorRTEngine(Engine):
         if self._stream is not None:
             self._stream.synchronize()
         for buf in self._sets:
+            if buf.in_flight is not None:  # read back first: a submitted batch stays readable after close
+                buf.in_flight.result()
             buf.free()
         self._sets = []
         self._context = None
