@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import resource
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 from stream.errors import FacestreamError
 
 FATAL_EXIT = 3  # a user-fixable error (bad model, engine unavailable): restarting cannot help
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass
@@ -24,12 +27,17 @@ class Shared:
     errors: Any  # Queue[str]: a worker's one-line fatal error, read by the supervisor
     cpu: Any = None  # Queue[tuple[str, float]]: each worker's CPU seconds when it exits
     log_level: str = "WARNING"
+    supervisor_pid: int | None = None  # workers exit when this process is gone
 
 
 def init_process(shared: Shared, index: int, title: str) -> None:
     """First thing in every worker: signals, logging, thread limits, first heartbeat."""
-    # Ctrl-C reaches the whole process group; only the supervisor reacts, workers drain.
+    # Ctrl-C, and a SIGTERM sent to the whole process group (timeout(1), systemd, kill -- -PGID),
+    # reach every worker at once: only the supervisor reacts, and the workers drain on its stop
+    # event. It ends stragglers with SIGKILL; if it dies, so do they (die_with_supervisor).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    die_with_supervisor(shared.supervisor_pid)
     logging.basicConfig(
         level=getattr(logging, shared.log_level),
         format=f"%(asctime)s %(levelname)s {title}[%(process)d] %(name)s: %(message)s",
@@ -37,6 +45,21 @@ def init_process(shared: Shared, index: int, title: str) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     set_process_name(f"fs-{title.split(':')[0]}")
     beat(shared, index)
+
+
+def die_with_supervisor(supervisor_pid: int | None) -> None:
+    """Have the kernel SIGKILL this worker when the supervisor dies (Linux), so a supervisor killed
+    with SIGKILL leaves no orphans; elsewhere a no-op."""
+    if supervisor_pid is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != supervisor_pid:  # it died before the request took effect
+        os._exit(1)
 
 
 def set_process_name(name: str) -> None:

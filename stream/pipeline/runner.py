@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
-
 from stream.config.schema import AppConfig
 from stream.errors import FacestreamError
 from stream.models.manifest import ModelManifest
@@ -41,9 +39,12 @@ from stream.pipeline.workers import (
     publish_main,
     reader_main,
 )
+from stream.sources.file import FileSource
 from stream.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
+
+DUPLICATE_SIGNAL_S = 1.0  # a second stop signal sooner than this is the same request; later, it forces
 
 
 @dataclass(frozen=True)
@@ -55,25 +56,16 @@ class SourceInfo:
     frame_count: int  # 0 when unknown (live)
 
 
-def probe_source(spec: SourceSpec) -> SourceInfo:
-    """Check a file source up front so a bad path fails before any process starts."""
+def probe_source(spec: SourceSpec, open_timeout_s: float = 10.0) -> SourceInfo:
+    """Open a file source once up front, so a bad path, URL or video fails before any process starts."""
     if spec.live:
         return SourceInfo(spec, 0, 0, 0.0, 0)
-    path = Path(spec.uri)
-    if not path.exists():
-        raise FacestreamError(f"{spec.uri}: not found")
-    if not path.is_file():
-        raise FacestreamError(f"{spec.uri}: not a file")
-    cap = cv2.VideoCapture(str(path))
+    source = FileSource(spec, open_timeout_s=open_timeout_s)
+    source.open()
     try:
-        ok, image = cap.read() if cap.isOpened() else (False, None)
-        if not ok or image is None:
-            raise FacestreamError(f"{spec.uri}: not a video OpenCV can decode")
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        return SourceInfo(spec, image.shape[1], image.shape[0], fps, max(count, 0))
+        return SourceInfo(spec, source.width, source.height, source.fps, source.frame_count)
     finally:
-        cap.release()
+        source.close()
 
 
 def run_pipeline(
@@ -97,13 +89,14 @@ def run_pipeline(
         from stream.recognize.gallery import Gallery
 
         Gallery.load(config.gallery, manifest)  # fail now, in one line, not inside a worker
-    infos = [probe_source(s) for s in sources]
+    infos = [probe_source(s, config.sources.open_timeout_s) for s in sources]
     ctx = mp.get_context("spawn")  # CUDA and MediaPipe must never inherit a forked parent's state
     run_id = f"fs{os.getpid()}-{secrets.token_hex(3)}"
     layouts = {info.spec.name: _layout(run_id, i, info, config, manifest) for i, info in enumerate(infos)}
     rings = {name: FrameRing.create(layout) for name, layout in layouts.items()}
     shared = Shared(stop=ctx.Event(), heartbeats=ctx.Array("d", len(sources) + config.pipeline.detect_workers + 2),
-                    errors=SingleReaderQueue(ctx), cpu=SingleReaderQueue(ctx), log_level=log_level)
+                    errors=SingleReaderQueue(ctx), cpu=SingleReaderQueue(ctx), log_level=log_level,
+                    supervisor_pid=os.getpid())
     try:
         return _run(config, model, infos, layouts, shared, ctx, annotate, progress, ready_timeout_s)
     finally:
@@ -185,28 +178,38 @@ def _run(config: AppConfig, model: InstalledModel, infos: list[SourceInfo],
         raise
 
     bar = _progress_bar(infos) if progress else None
-    stop_requests = 0
-    drain_deadline: float | None = None
+    requests: list[str] = []  # stop signals received, by name
+    last_signal = -1.0
 
     def on_signal(signum: int, _frame: Any) -> None:
-        nonlocal stop_requests, drain_deadline
-        stop_requests += 1
-        shared.stop.set()
-        drain_deadline = time.monotonic() + 10.0
-        log.warning("%s: draining (send again to force)", signal.Signals(signum).name)
-        if stop_requests > 1:
+        # Only notes the request: setting the stop event takes a lock the interrupted loop may hold.
+        nonlocal last_signal
+        now = time.monotonic()
+        if requests and now - last_signal < DUPLICATE_SIGNAL_S:
+            return  # one request delivered twice: to us and to our process group (timeout(1) does this)
+        last_signal = now
+        requests.append(signal.Signals(signum).name)
+        if len(requests) > 1:
             raise KeyboardInterrupt
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     summary: dict[str, Any] = {}
+    drain_deadline: float | None = None
     try:
         while True:
+            if requests and drain_deadline is None:
+                shared.stop.set()
+                drain_deadline = time.monotonic() + 10.0
+                log.warning("%s: draining (send again to force)", requests[0])
             sup.poll()
             if bar is not None:
                 bar.n = sum(v.value for v in frames_done.values())
                 bar.refresh()
             if sup.is_done("publish"):
-                summary = summary_q.get(timeout=5)
+                try:
+                    summary = summary_q.get(timeout=5)
+                except queue.Empty:
+                    raise FacestreamError("the publisher ended without a run summary (see the log above)") from None
                 break
             if drain_deadline is not None and time.monotonic() > drain_deadline:
                 log.warning("drain timed out; stopping now")
@@ -223,7 +226,7 @@ def _run(config: AppConfig, model: InstalledModel, infos: list[SourceInfo],
     summary["engine"] = info
     summary["cpu_s"] = _drain_cpu(shared)
     summary["restarts"] = sup.restart_count
-    summary["interrupted"] = stop_requests > 0
+    summary["interrupted"] = bool(requests)
     return summary
 
 

@@ -128,10 +128,7 @@ class Supervisor:
         for entry in reversed(self.running):
             entry.process.join(max(0.0, deadline - time.monotonic()))
         for entry in reversed(self.running):
-            if entry.process.is_alive():
-                log.warning("%s did not stop in time; terminating", entry.spec.name)
-                entry.process.terminate()
-                entry.process.join(2)
-            if entry.process.is_alive():
+            if entry.process.is_alive():  # workers ignore SIGTERM (see process.init_process)
+                log.warning("%s did not stop in time; killing it", entry.spec.name)
                 entry.process.kill()
                 entry.process.join(2)

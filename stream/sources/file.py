@@ -1,4 +1,5 @@
-"""Video files: every frame, in order, as fast as possible or paced at the file's own rate."""
+"""Video files, on disk or served over HTTP: every frame, in order, as fast as possible or paced at
+the file's own rate."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ log = logging.getLogger(__name__)
 
 
 class FileSource:
-    def __init__(self, spec: SourceSpec, *, realtime: bool = False) -> None:
+    def __init__(self, spec: SourceSpec, *, realtime: bool = False, open_timeout_s: float = 10.0,
+                 read_timeout_s: float = 5.0) -> None:
         self.spec = spec
         self.realtime = realtime
+        self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s  # remote files only
         self.fps = 0.0
         self.width = self.height = 0
         self.frame_count = 0
@@ -30,16 +33,23 @@ class FileSource:
         self._index = 0
 
     def open(self) -> None:
-        path = Path(self.spec.uri)
-        if not path.exists():
-            raise FacestreamError(f"{self.spec.uri}: not found")
-        if not path.is_file():
-            raise FacestreamError(f"{self.spec.uri}: not a file")
-        cap = cv2.VideoCapture(str(path))
+        if self.spec.remote:
+            cap = cv2.VideoCapture(self.spec.uri, cv2.CAP_FFMPEG, [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000)])
+            problem = "cannot connect, or not a video OpenCV can decode"
+        else:
+            path = Path(self.spec.uri)
+            if not path.exists():
+                raise FacestreamError(f"{self.spec.uri}: not found")
+            if not path.is_file():
+                raise FacestreamError(f"{self.spec.uri}: not a file")
+            cap = cv2.VideoCapture(str(path))
+            problem = "not a video OpenCV can decode"
         ok, image = cap.read() if cap.isOpened() else (False, None)
         if not ok or image is None:
             cap.release()
-            raise FacestreamError(f"{self.spec.uri}: not a video OpenCV can decode")
+            raise FacestreamError(f"{self.spec.display}: {problem}")
         self._cap = cap
         self._first = (image, self._pts_now(cap, 0))
         self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
@@ -55,6 +65,7 @@ class FileSource:
         else:
             ok, image = self._cap.read()
             if not ok or image is None:
+                self._check_complete()
                 return None
             pts = self._pts_now(self._cap, self._index)
         if self.realtime:
@@ -63,6 +74,15 @@ class FileSource:
         self._index += 1
         self.stats.frames_read += 1
         return frame
+
+    def _check_complete(self) -> None:
+        """A remote file whose connection broke ends early: say so, rather than pass it off as the end.
+        (Container frame counts are estimates, hence the slack.)"""
+        missing = self.frame_count - self._index
+        if self.spec.remote and missing > max(2, self.frame_count // 100):
+            self.stats.last_error = f"ended after frame {self._index} of {self.frame_count}"
+            raise FacestreamError(f"{self.spec.display}: the connection ended after frame {self._index} of "
+                                  f"{self.frame_count}")
 
     def _pts_now(self, cap: cv2.VideoCapture, index: int) -> float:
         """Presentation time of the frame just read; index/fps where the container has none."""

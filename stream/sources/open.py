@@ -12,5 +12,5 @@ def open_source(spec: SourceSpec, *, realtime: bool = False, reconnect: Reconnec
                 open_timeout_s: float = 10.0, read_timeout_s: float = 5.0) -> FrameSource:
     """Construct (not yet open) the source for ``spec``; call ``open()`` on the result."""
     if spec.kind == "file":
-        return FileSource(spec, realtime=realtime)
+        return FileSource(spec, realtime=realtime, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s)
     return LiveSource(spec, reconnect=reconnect, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from stream.errors import FacestreamError
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+# A recorded video served over HTTP is a file, not a live stream: every frame, and it ends at its end.
+# (HLS playlists, .m3u8, and MJPEG camera endpoints stay streams.)
+REMOTE_FILE_SCHEMES = ("http", "https")
+VIDEO_FILE_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".flv", ".wmv"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CAMERA = re.compile(r"^(\d+|/dev/video\d+)$")
 
@@ -24,6 +28,11 @@ class SourceSpec:
     @property
     def live(self) -> bool:
         return self.kind != "file"
+
+    @property
+    def remote(self) -> bool:
+        """A file read over the network (http/https), not from disk."""
+        return self.kind == "file" and "://" in self.uri
 
     @property
     def display(self) -> str:
@@ -45,6 +54,8 @@ def _kind(uri: str) -> Literal["file", "camera", "stream"]:
     if _CAMERA.match(uri):
         return "camera"
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme in REMOTE_FILE_SCHEMES and PurePosixPath(urlsplit(uri).path).suffix.lower() in VIDEO_FILE_SUFFIXES:
+        return "file"
     if scheme in STREAM_SCHEMES:
         return "stream"
     if scheme and scheme != "file":
@@ -70,7 +81,8 @@ def parse_source(text: str, index: int) -> SourceSpec:
         uri = uri[len("file://") :]
     kind = _kind(uri)
     if name is None:
-        name = Path(uri).stem if kind == "file" else f"cam{index}"
+        name = PurePosixPath(urlsplit(uri).path).stem if "://" in uri else Path(uri).stem
+        name = name if kind == "file" else f"cam{index}"
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64] or f"cam{index}"
     return SourceSpec(name=name, uri=uri, kind=kind)
 

@@ -15,6 +15,7 @@ import cv2
 import pytest
 
 from tests.conftest import REPO, media_path
+from tests.support.http_files import serve_files
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +96,7 @@ def start_realtime_run(engines_dir: Path, gallery: Path, summary: Path) -> tuple
     clip = str(media_path("short_hamilton_clip.mp4"))
     proc = subprocess.Popen([sys.executable, "-m", "stream", "run", "--source", clip, "--gallery", str(gallery),
                              "--realtime", "--no-progress", "--summary-json", str(summary)],
-                            cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
     return marker, proc
 
 
@@ -111,14 +112,26 @@ def _processes_with(marker: str) -> list[int]:
     return pids
 
 
-def test_sigint_drains_and_leaves_no_processes_or_shared_memory(engines_dir, default_model, gallery, tmp_path):
+def _sigint_to_the_supervisor(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+
+
+def _sigterm_to_the_group_twice(proc: subprocess.Popen) -> None:
+    """As timeout(1) does: the command, then its whole process group (workers included)."""
+    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)
+
+
+@pytest.mark.parametrize("stop", [_sigint_to_the_supervisor, _sigterm_to_the_group_twice])
+def test_a_stop_signal_drains_and_leaves_no_processes_or_shared_memory(engines_dir, default_model, gallery, tmp_path,
+                                                                       stop):
     shm_before = set(os.listdir("/dev/shm"))
     marker, proc = start_realtime_run(engines_dir, gallery, tmp_path / "s.json")
     try:
         time.sleep(7)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         assert len(_processes_with(marker)) >= 5, "supervisor + reader, detect, embed, publish"
-        proc.send_signal(signal.SIGINT)
+        stop(proc)
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
@@ -160,3 +173,30 @@ def test_a_killed_worker_is_restarted_and_the_run_completes(engines_dir, default
     assert "detect-0 exited with code -9; restarting" in err
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["restarts"] == 1 and summary["frames"] > 150
+
+
+def test_workers_die_with_a_killed_supervisor(engines_dir, default_model, gallery, tmp_path):
+    marker, proc = start_realtime_run(engines_dir, gallery, tmp_path / "s.json")
+    try:
+        time.sleep(7)
+        assert len(_processes_with(marker)) >= 5
+        proc.kill()  # SIGKILL: no handler, no drain, no atexit
+        proc.communicate(timeout=10)
+        deadline = time.monotonic() + 10
+        while _processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_with(marker) == [], "orphan workers"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_video_served_over_http_is_processed_like_a_file(cli, gallery, tmp_path):
+    clip = media_path("short_hamilton_clip.mp4")
+    with serve_files({clip.name: clip.read_bytes()}) as server:
+        proc = cli("run", "--source", server.url(clip.name), "--gallery", gallery, "--no-progress",
+                   "--summary-json", tmp_path / "s.json", check=True)
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["frames"] == 275 and summary["per_source"]["short_hamilton_clip"]["dropped"] == 0, proc.stderr
+    named = {n for names in summary["named_tracks"].values() for n in names}
+    assert "lin-manuel-miranda" in named and named <= IN_CLIP

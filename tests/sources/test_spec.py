@@ -19,12 +19,17 @@ from stream.sources.spec import mask_credentials, parse_source, parse_sources
         ("door=rtsp://u:p@10.0.0.5:554/s?x=1", 0, "door", "rtsp://u:p@10.0.0.5:554/s?x=1", "stream"),
         ("http://127.0.0.1:8080/video.mjpg", 0, "cam0", "http://127.0.0.1:8080/video.mjpg", "stream"),
         ("udp://127.0.0.1:5000", 0, "cam0", "udp://127.0.0.1:5000", "stream"),
+        # a recorded video over HTTP is a file (every frame, ends at its end); a playlist stays a stream
+        ("http://127.0.0.1:8080/clips/door.mp4", 0, "door", "http://127.0.0.1:8080/clips/door.mp4", "file"),
+        ("https://h/v/Lobby.MKV?sig=a.b", 1, "Lobby", "https://h/v/Lobby.MKV?sig=a.b", "file"),
+        ("http://127.0.0.1:8080/live/index.m3u8", 0, "cam0", "http://127.0.0.1:8080/live/index.m3u8", "stream"),
     ],
 )
 def test_parse_source(text, index, name, uri, kind):
     spec = parse_source(text, index)
     assert (spec.name, spec.uri, spec.kind) == (name, uri, kind)
     assert spec.live == (kind != "file")
+    assert spec.remote == (kind == "file" and "://" in uri)
 
 
 @pytest.mark.parametrize(("text", "needle"), [("=foo.mp4", "empty name"), ("cam1=", "nothing after the name"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ class FileServer:
     files: dict[str, bytes]
     honour_range: bool = True
     cut_after: int | None = None  # drop the connection after this many body bytes (once)
+    gone: bool = False  # the server is gone: transfers in progress break, new requests get 503
+    bytes_per_s: float | None = None  # throttle bodies, so a client cannot have it all buffered early
     ranges: list[str | None] = field(default_factory=list)  # the Range header of each request
     base_url: str = ""
 
@@ -29,6 +32,9 @@ def _handler(state: FileServer) -> type[http.server.BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
+            if state.gone:
+                self.send_error(503)
+                return
             payload = state.files.get(self.path.lstrip("/"))
             if payload is None:
                 self.send_error(404)
@@ -50,7 +56,16 @@ def _handler(state: FileServer) -> type[http.server.BaseHTTPRequestHandler]:
                 self.wfile.flush()
                 self.connection.shutdown(2)
                 return
-            self.wfile.write(body)
+            try:
+                for start in range(0, len(body), 1 << 16):
+                    if state.gone:
+                        self.connection.shutdown(2)
+                        return
+                    self.wfile.write(body[start : start + (1 << 16)])
+                    if state.bytes_per_s:
+                        time.sleep((1 << 16) / state.bytes_per_s)
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client hung up (FFmpeg does, to seek): nothing to report
 
     return Handler
 
