@@ -178,17 +178,23 @@ def test_a_killed_worker_is_restarted_and_the_run_completes(engines_dir, default
 def test_workers_die_with_a_killed_supervisor(engines_dir, default_model, gallery, tmp_path):
     marker, proc = start_realtime_run(engines_dir, gallery, tmp_path / "s.json")
     try:
-        time.sleep(7)
-        assert len(_processes_with(marker)) >= 5
+        deadline = time.monotonic() + 30
+        while len(_processes_with(marker)) < 5:
+            assert time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.1)
+        time.sleep(1)  # the realtime clip has ~8 s to go: left alone, its reader would outlive this test
         proc.kill()  # SIGKILL: no handler, no drain, no atexit
-        proc.communicate(timeout=10)
-        deadline = time.monotonic() + 10
+        proc.wait(timeout=10)  # not communicate(): orphans would hold its stderr open
+        deadline = time.monotonic() + 3
         while _processes_with(marker) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert _processes_with(marker) == [], "orphan workers"
     finally:
         if proc.poll() is None:
             proc.kill()
+        for pid in _processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
+        proc.communicate(timeout=10)
 
 
 def test_a_video_served_over_http_is_processed_like_a_file(cli, gallery, tmp_path):
