@@ -101,6 +101,22 @@ def parser_errors(parser: Any) -> list[str]:
     return out
 
 
+def require_symmetric_int8(model: InstalledModel) -> None:
+    """TensorRT takes only symmetric int8 Q/DQ (int8 zero points of 0); an ONNX Runtime (CPU) int8
+    model has uint8 activations. Refuse it in one line, naming the variant that would work."""
+    if model.manifest.precision != "int8":
+        return
+    import onnx
+
+    graph = onnx.load(str(model.onnx_path), load_external_data=False).graph
+    uint8 = {t.name for t in graph.initializer if t.data_type == onnx.TensorProto.UINT8}
+    if any(n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in uint8 for n in graph.node):
+        base = model.manifest.base_model or model.name
+        raise EngineUnavailable(f"{model.name}: quantized for ONNX Runtime (uint8 activations), which TensorRT "
+                                f"cannot run; make the TensorRT variant: `facestream models quantize {base} "
+                                "--precision int8 --target tensorrt --calib DIR`")
+
+
 def build_engine(model: InstalledModel, engines_dir: Path, profile: BatchProfile, *, workspace_mb: int,
                  runtime: RuntimeFacts, fp16_flag: bool = False, trt: Any = None) -> Path:
     """Build, write ``<engines_dir>/<name>.engine`` atomically with its sidecar, and return the path.
@@ -111,6 +127,7 @@ def build_engine(model: InstalledModel, engines_dir: Path, profile: BatchProfile
         import tensorrt as trt
 
     manifest = model.manifest
+    require_symmetric_int8(model)
     flags, set_fp16 = network_flags(trt, manifest.precision, fp16_flag)
     logger = TrtLogger.create(trt)
     builder = trt.Builder(logger)

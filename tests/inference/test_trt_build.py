@@ -131,3 +131,46 @@ def test_failed_build_writes_nothing(fp16_model, tmp_path):
         build_engine(fp16_model, tmp_path, BatchProfile(min=1, opt=1, max=1), workspace_mb=64, runtime=H100,
                      trt=FakeTrt(10, build_ok=False))
     assert list(Path(tmp_path).iterdir()) == [fp16_model.onnx_path]
+
+
+def qdq_model(tmp_path: Path, base, zero_point_type: int) -> InstalledModel:
+    """A one-node Q/DQ graph whose activation zero point has the given ONNX type."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    np_type = {TensorProto.UINT8: np.uint8, TensorProto.INT8: np.int8}[zero_point_type]
+    graph = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["input", "scale", "zp"], ["q"]),
+         helper.make_node("DequantizeLinear", ["q", "scale", "zp"], ["embedding"])],
+        "qdq", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [None, 4])],
+        [numpy_helper.from_array(np.array(0.1, np.float32), "scale"),
+         numpy_helper.from_array(np.array(0, np_type), "zp")])
+    path = tmp_path / f"qdq-{zero_point_type}.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    manifest = base.model_copy(update={"name": "dlib-resnet-v1-int8", "precision": "int8",
+                                       "base_model": "dlib-resnet-v1"})
+    return InstalledModel(manifest, path)
+
+
+def test_a_cpu_int8_model_is_refused_with_the_variant_that_works(default_model, tmp_path):
+    model = qdq_model(tmp_path, default_model.manifest, onnx_type("UINT8"))
+    trt = FakeTrt(10)
+    with pytest.raises(EngineUnavailable, match=r"dlib-resnet-v1-int8: quantized for ONNX Runtime .*"
+                                                r"quantize dlib-resnet-v1 --precision int8 --target tensorrt"):
+        build_engine(model, tmp_path, BatchProfile(min=1, opt=1, max=1), workspace_mb=64, runtime=H100, trt=trt)
+    assert trt.calls == [], "refused before TensorRT was asked anything"
+
+
+def test_a_symmetric_int8_model_goes_to_the_parser(default_model, tmp_path):
+    model = qdq_model(tmp_path, default_model.manifest, onnx_type("INT8"))
+    path = build_engine(model, tmp_path / "e", BatchProfile(min=1, opt=1, max=1), workspace_mb=64, runtime=H100,
+                        trt=FakeTrt(10))
+    assert path.is_file()
+
+
+def onnx_type(name: str) -> int:
+    from onnx import TensorProto
+
+    return getattr(TensorProto, name)
