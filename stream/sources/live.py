@@ -162,6 +162,9 @@ class LiveSource:
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.read_timeout_s + 2)
+            # The grab thread may be inside an OpenCV open or read, which returns within its timeout.
+            # Wait that long: a process that exits with a thread still in OpenCV aborts
+            # ("terminate called without an active exception").
+            self._thread.join(timeout=max(self.open_timeout_s, self.read_timeout_s) + 2)
             if self._thread.is_alive():
                 log.warning("%s: grab thread still blocked in OpenCV; leaving it (daemon)", self.spec.name)

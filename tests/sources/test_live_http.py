@@ -64,3 +64,4 @@ def test_camera_that_drops_off_and_returns(camera, caplog):
         assert any("reconnected" in r.getMessage() for r in caplog.records)
     finally:
         source.close()
+    assert not source._thread.is_alive()

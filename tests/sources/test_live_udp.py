@@ -47,7 +47,7 @@ def free_udp_port() -> int:
 
 def test_reads_a_udp_stream_and_notices_when_it_stops():
     port = free_udp_port()
-    source = LiveSource(parse_source(f"yard=udp://127.0.0.1:{port}", 0), open_timeout_s=4, read_timeout_s=1,
+    source = LiveSource(parse_source(f"yard=udp://127.0.0.1:{port}", 0), open_timeout_s=3, read_timeout_s=1,
                         reconnect=ReconnectPolicy(initial_s=0.2, max_s=0.5, jitter=0.0))
     sender: list[subprocess.Popen] = []
     # The receiver binds first (open() waits for a first frame); the sender starts a moment later,
@@ -78,3 +78,4 @@ def test_reads_a_udp_stream_and_notices_when_it_stops():
         for proc in sender:
             if proc.poll() is None:
                 proc.kill()
+    assert not source._thread.is_alive(), "close() returns only once the grab thread left OpenCV"
