@@ -40,7 +40,7 @@ def test_newest_frame_only_for_a_slow_consumer(camera):
             frame = source.read(timeout=3)
             ages.append(time.time() - frame.capture_ts)
         assert source.stats.frames_dropped > 20, source.stats
-        assert max(ages) < 0.15, f"newest frame only: ages {ages}"
+        assert max(ages) < 0.2, f"newest frame only: ages {ages}"
     finally:
         source.close()
 

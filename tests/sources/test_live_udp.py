@@ -66,7 +66,7 @@ def test_reads_a_udp_stream_and_notices_when_it_stops():
             frames.append(frame)
         assert all(f.image.shape == (360, 640, 3) for f in frames)
         assert len(frames) > 60, "about 30 fps for 4 s"
-        assert max(ages[-30:]) < 0.1, "each frame is fresh when read"
+        assert max(ages[-30:]) < 0.2, "each frame is fresh when read"
         sender[0].kill()
         sender[0].wait(10)
         deadline = time.monotonic() + 8  # no datagrams: the read times out and reconnection starts
