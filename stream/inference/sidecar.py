@@ -97,7 +97,7 @@ def read_sidecar(engine_path: Path) -> EngineSidecar:
 
 
 def check_sidecar(engine_path: Path, sidecar: EngineSidecar, manifest: ModelManifest, runtime: RuntimeFacts,
-                  max_batch: int) -> None:
+                  max_batch: int, min_batch: int = 1) -> None:
     """Raise a one-line EngineUnavailable naming the first reason this engine cannot be used here."""
     built, here = sidecar.runtime, runtime
     rebuild = "rebuild with `facestream engine build` or set engine.auto_build"
@@ -114,3 +114,35 @@ def check_sidecar(engine_path: Path, sidecar: EngineSidecar, manifest: ModelMani
     if sidecar.profile.max < max_batch:
         raise EngineUnavailable(
             f"{engine_path}: profile max batch {sidecar.profile.max} < engine.max_batch {max_batch}: {rebuild}")
+    if sidecar.profile.min > min_batch:
+        raise EngineUnavailable(
+            f"{engine_path}: profile min batch {sidecar.profile.min} > engine.min_batch {min_batch}: {rebuild}")
+
+
+def find_engine(engines_dir: Path, manifest: ModelManifest, runtime: RuntimeFacts, profile: BatchProfile) -> Path:
+    """The engine to load for ``manifest`` on this GPU: the one built for ``profile`` if it is usable,
+    else any built engine of this model whose sidecar matches and whose profile covers batches
+    ``profile.min``..``profile.max`` (the tightest such), so `facestream engine build --max-batch 128`
+    serves a run configured for 32. Raises a one-line EngineUnavailable saying why none fits."""
+    sm = runtime.compute_capability.replace(".", "")
+    preferred = engines_dir / engine_file_name(manifest, profile, runtime.compute_capability)
+    others = sorted(p for p in engines_dir.glob(f"{manifest.name}-b*-sm{sm}.engine") if p != preferred)
+    candidates = [preferred, *others]
+    usable: list[tuple[int, Path]] = []
+    first_reason: str | None = None
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            sidecar = read_sidecar(path)
+            check_sidecar(path, sidecar, manifest, runtime, profile.max, profile.min)
+        except EngineUnavailable as exc:
+            first_reason = first_reason or str(exc)
+            continue
+        if path == preferred:
+            return path
+        usable.append((sidecar.profile.max, path))
+    if usable:
+        return min(usable)[1]
+    raise EngineUnavailable(first_reason or f"{preferred}: no engine built for {manifest.name} on this GPU; run "
+                            f"`facestream engine build --model {manifest.name}` or set engine.auto_build")

@@ -28,7 +28,7 @@ from stream.inference.cuda_buffers import (
     run_double_buffered,
 )
 from stream.inference.preprocess import to_input_tensor
-from stream.inference.sidecar import BatchProfile, RuntimeFacts, check_sidecar, engine_file_name, read_sidecar
+from stream.inference.sidecar import BatchProfile, RuntimeFacts, find_engine
 from stream.inference.trt_build import TrtLogger
 from stream.models.store import InstalledModel, ModelStore
 
@@ -99,13 +99,8 @@ class TensorRTEngine(Engine):
             raise
 
     def _engine_file(self, facts: RuntimeFacts) -> Path:
-        path = self.engines_dir / engine_file_name(self.manifest, self.profile, facts.compute_capability)
         try:
-            if not path.is_file():
-                raise EngineUnavailable(f"{path}: no engine built for this GPU; run `facestream engine build "
-                                        f"--model {self.manifest.name}` or set engine.auto_build")
-            check_sidecar(path, read_sidecar(path), self.manifest, facts, self.max_batch)
-            return path
+            return find_engine(self.engines_dir, self.manifest, facts, self.profile)
         except EngineUnavailable as exc:
             if not self.auto_build:
                 raise

@@ -11,6 +11,7 @@ from stream.inference.sidecar import (
     RuntimeFacts,
     check_sidecar,
     engine_file_name,
+    find_engine,
     read_sidecar,
     write_sidecar,
 )
@@ -68,3 +69,33 @@ def test_missing_or_corrupt_sidecar(tmp_path: Path):
     (tmp_path / "x.engine.json").write_text("{broken")
     with pytest.raises(EngineUnavailable, match="unreadable engine sidecar"):
         read_sidecar(engine)
+
+
+def built(engines_dir: Path, manifest, profile: BatchProfile, runtime=H100) -> Path:
+    path = engines_dir / engine_file_name(manifest, profile, runtime.compute_capability)
+    path.write_bytes(b"engine")
+    write_sidecar(path, sidecar(manifest, runtime, profile))
+    return path
+
+
+def test_the_engine_for_the_configured_profile_is_preferred(tmp_path: Path, manifest):
+    exact = built(tmp_path, manifest, BatchProfile(min=1, opt=16, max=32))
+    built(tmp_path, manifest, BatchProfile(min=1, opt=32, max=128))
+    assert find_engine(tmp_path, manifest, H100, BatchProfile(min=1, opt=16, max=32)) == exact
+
+
+def test_another_built_profile_that_covers_the_batches_is_used(tmp_path: Path, manifest):
+    built(tmp_path, manifest, BatchProfile(min=1, opt=32, max=256))
+    tight = built(tmp_path, manifest, BatchProfile(min=1, opt=32, max=128))
+    built(tmp_path, manifest, BatchProfile(min=8, opt=32, max=64))  # cannot take a batch of 1
+    built(tmp_path, manifest, BatchProfile(min=1, opt=8, max=16))  # too small
+    built(tmp_path, manifest, BatchProfile(min=1, opt=16, max=64), A100)  # another GPU: never considered
+    assert find_engine(tmp_path, manifest, H100, BatchProfile(min=1, opt=16, max=32)) == tight
+
+
+def test_no_usable_engine_names_the_reason(tmp_path: Path, manifest):
+    with pytest.raises(EngineUnavailable, match="no engine built for dlib-resnet-v1 on this GPU"):
+        find_engine(tmp_path, manifest, H100, PROFILE)
+    built(tmp_path, manifest, BatchProfile(min=1, opt=8, max=16))
+    with pytest.raises(EngineUnavailable, match="profile max batch 16 < engine.max_batch 64"):
+        find_engine(tmp_path, manifest, H100, PROFILE)
