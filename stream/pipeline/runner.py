@@ -14,7 +14,6 @@ import os
 import queue
 import resource
 import secrets
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from stream.pipeline.messages import EndOfSource
 from stream.pipeline.process import Shared
 from stream.pipeline.queues import SingleReaderQueue
 from stream.pipeline.shm import FrameRing, RingLayout
+from stream.pipeline.signals import StopSignals
 from stream.pipeline.supervisor import PipelineFailed, ProcessSpec, Supervisor
 from stream.pipeline.workers import (
     DetectSpec,
@@ -44,7 +44,7 @@ from stream.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_SIGNAL_S = 1.0  # a second stop signal sooner than this is the same request; later, it forces
+DRAIN_TIMEOUT_S = 10.0  # after a stop signal, how long the workers get to finish what they hold
 
 
 @dataclass(frozen=True)
@@ -112,12 +112,45 @@ def _layout(run_id: str, i: int, info: SourceInfo, config: AppConfig, manifest: 
                       manifest.input.height, manifest.input.width)
 
 
+@dataclass
+class _Running:
+    """The started process graph, as the main loop needs it."""
+
+    sup: Supervisor
+    frames_done: dict[str, Any]  # source -> Value('q'): frames published
+    summary_q: SingleReaderQueue
+    engine_info: dict[str, Any]
+
+
 def _run(config: AppConfig, model: InstalledModel, infos: list[SourceInfo],
          layouts: dict[str, RingLayout], shared: Shared, ctx: Any, annotate: Path | None,
          progress: bool, ready_timeout_s: float) -> dict[str, Any]:
+    running = _start(config, model, infos, layouts, shared, ctx, annotate, ready_timeout_s)
+    bar = _progress_bar(infos) if progress else None
+    stops = StopSignals()
+    try:
+        with stops:
+            summary = _drive(running, shared, stops, bar)
+    except PipelineFailed as exc:
+        raise FacestreamError(str(exc)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+        running.sup.shutdown()
+    summary["engine"] = running.engine_info
+    summary["cpu_s"] = _drain_cpu(shared)
+    summary["restarts"] = running.sup.restart_count
+    summary["interrupted"] = stops.requested is not None
+    return summary
+
+
+def _start(config: AppConfig, model: InstalledModel, infos: list[SourceInfo], layouts: dict[str, RingLayout],
+           shared: Shared, ctx: Any, annotate: Path | None, ready_timeout_s: float) -> _Running:
+    """Create the queues, start every process and wait until all are warm; then let readers read."""
     model_name, manifest = model.name, model.manifest
     names = [info.spec.name for info in infos]
     n_detect = min(config.pipeline.detect_workers, len(infos))
+
     def inbox() -> SingleReaderQueue:  # every queue here has one reader: see stream/pipeline/queues.py
         return SingleReaderQueue(ctx)
 
@@ -176,58 +209,30 @@ def _run(config: AppConfig, model: InstalledModel, infos: list[SourceInfo],
     except BaseException:
         sup.shutdown()
         raise
+    return _Running(sup, frames_done, summary_q, info)
 
-    bar = _progress_bar(infos) if progress else None
-    requests: list[str] = []  # stop signals received, by name
-    last_signal = -1.0
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        # Only notes the request: setting the stop event takes a lock the interrupted loop may hold.
-        nonlocal last_signal
-        now = time.monotonic()
-        if requests and now - last_signal < DUPLICATE_SIGNAL_S:
-            return  # one request delivered twice: to us and to our process group (timeout(1) does this)
-        last_signal = now
-        requests.append(signal.Signals(signum).name)
-        if len(requests) > 1:
-            raise KeyboardInterrupt
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    summary: dict[str, Any] = {}
+def _drive(running: _Running, shared: Shared, stops: StopSignals, bar: Any) -> dict[str, Any]:
+    """Supervise until the publisher has the run summary, or a drain after a stop signal times out."""
     drain_deadline: float | None = None
-    try:
-        while True:
-            if requests and drain_deadline is None:
-                shared.stop.set()
-                drain_deadline = time.monotonic() + 10.0
-                log.warning("%s: draining (send again to force)", requests[0])
-            sup.poll()
-            if bar is not None:
-                bar.n = sum(v.value for v in frames_done.values())
-                bar.refresh()
-            if sup.is_done("publish"):
-                try:
-                    summary = summary_q.get(timeout=5)
-                except queue.Empty:
-                    raise FacestreamError("the publisher ended without a run summary (see the log above)") from None
-                break
-            if drain_deadline is not None and time.monotonic() > drain_deadline:
-                log.warning("drain timed out; stopping now")
-                break
-            time.sleep(0.1)
-    except PipelineFailed as exc:
-        raise FacestreamError(str(exc)) from None
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    while True:
+        if stops.requested and drain_deadline is None:
+            shared.stop.set()
+            drain_deadline = time.monotonic() + DRAIN_TIMEOUT_S
+            log.warning("%s: draining (send again to force)", stops.requested)
+        running.sup.poll()
         if bar is not None:
-            bar.close()
-        sup.shutdown()
-    summary["engine"] = info
-    summary["cpu_s"] = _drain_cpu(shared)
-    summary["restarts"] = sup.restart_count
-    summary["interrupted"] = bool(requests)
-    return summary
+            bar.n = sum(v.value for v in running.frames_done.values())
+            bar.refresh()
+        if running.sup.is_done("publish"):
+            try:
+                return running.summary_q.get(timeout=5)
+            except queue.Empty:
+                raise FacestreamError("the publisher ended without a run summary (see the log above)") from None
+        if drain_deadline is not None and time.monotonic() > drain_deadline:
+            log.warning("drain timed out; stopping now")
+            return {}
+        time.sleep(0.1)
 
 
 def _drain_cpu(shared: Shared) -> dict[str, float]:
