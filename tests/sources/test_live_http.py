@@ -10,6 +10,7 @@ import pytest
 from stream.sources.live import LiveSource, ReconnectPolicy
 from stream.sources.spec import parse_source
 from tests.conftest import media_path
+from tests.support.live import slow_consumer, wait_until_frames_flow_again
 from tests.support.mjpeg_server import MjpegServer
 
 pytestmark = pytest.mark.slow
@@ -34,11 +35,7 @@ def test_newest_frame_only_for_a_slow_consumer(camera):
     try:
         first = source.read(timeout=5)
         assert first is not None and first.image.shape == (360, 640, 3)
-        ages = []
-        for _ in range(8):
-            time.sleep(0.2)  # 5 fps against a 30 fps camera
-            frame = source.read(timeout=3)
-            ages.append(time.time() - frame.capture_ts)
+        _, ages = slow_consumer(source, reads=8)  # 5 fps against a 30 fps camera
         assert source.stats.frames_dropped > 20, source.stats
         assert max(ages) < 0.2, f"newest frame only: ages {ages}"
     finally:
@@ -55,12 +52,7 @@ def test_camera_that_drops_off_and_returns(camera, caplog):
         time.sleep(1.5)
         assert source.stats.reconnects >= 2, source.stats
         camera.start()  # same port
-        deadline = time.monotonic() + 15
-        while True:
-            frame = source.read(timeout=5)
-            if frame is not None and time.time() - frame.capture_ts < 0.5 and source.stats.last_error:
-                break
-            assert time.monotonic() < deadline, "frames did not flow again"
+        wait_until_frames_flow_again(source, fresh_s=0.5)
         assert any("reconnected" in r.getMessage() for r in caplog.records)
     finally:
         source.close()

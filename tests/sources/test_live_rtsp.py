@@ -11,6 +11,7 @@ from stream.errors import FacestreamError
 from stream.sources.live import LiveSource, ReconnectPolicy
 from stream.sources.spec import parse_source
 from tests.conftest import media_path
+from tests.support.live import slow_consumer, wait_until_frames_flow_again
 from tests.support.rtsp import RtspServer, gstreamer_rtsp_missing
 
 pytestmark = pytest.mark.slow
@@ -39,12 +40,8 @@ def test_reads_fresh_frames_and_counts_drops_for_a_slow_consumer(server):
         first = source.read(timeout=5)
         assert first is not None and first.image.shape == (360, 640, 3)
         time.sleep(2.0)  # the FFmpeg probe buffer drains, then frames arrive in real time
-        ages, indices = [], []
-        for _ in range(10):
-            time.sleep(0.2)  # a consumer at 5 fps on a 30 fps stream
-            frame = source.read(timeout=3)
-            ages.append(time.time() - frame.capture_ts)
-            indices.append(frame.index)
+        frames, ages = slow_consumer(source)  # 5 fps on a 30 fps stream
+        indices = [f.index for f in frames]
         assert source.stats.frames_dropped > 20, source.stats
         assert max(ages) < 0.15, f"newest frame only: ages {ages}"
         assert indices == sorted(indices) and len(set(indices)) == 10
@@ -66,12 +63,7 @@ def test_reconnects_after_the_server_dies_and_returns(server, caplog):
         assert len(attempts) >= 2 and "attempt 1 " in attempts[0]
         server.port = port
         server.start()
-        deadline = time.monotonic() + 15
-        while True:
-            frame = source.read(timeout=10)
-            if frame is not None and time.time() - frame.capture_ts < 1.0 and source.stats.last_error:
-                break
-            assert time.monotonic() < deadline, "frames did not flow again"
+        wait_until_frames_flow_again(source)
         assert any("reconnected" in r.getMessage() for r in caplog.records)
     finally:
         source.close()

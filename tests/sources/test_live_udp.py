@@ -13,28 +13,14 @@ import pytest
 from stream.sources.live import LiveSource, ReconnectPolicy
 from stream.sources.spec import parse_source
 from tests.conftest import media_path
-from tests.support.rtsp import SYSTEM_PYTHON
+from tests.support.rtsp import SYSTEM_PYTHON, gstreamer_missing
 
 pytestmark = pytest.mark.slow
 
 SENDER = Path(__file__).parents[1] / "support" / "udp_sender.py"
 
 
-def gstreamer_udp_missing() -> str | None:
-    if not Path(SYSTEM_PYTHON).exists():
-        return f"{SYSTEM_PYTHON} not found"
-    probe = subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('Gst', '1.0'); from gi.repository import Gst; "
-                              "Gst.init(None); import sys; sys.exit(any(Gst.ElementFactory.find(e) is None for e "
-                              "in ('qtdemux', 'h264parse', 'mpegtsmux', 'udpsink')))"],
-        capture_output=True, text=True, timeout=30)
-    if probe.returncode != 0:
-        return ("GStreamer with mpegtsmux and udpsink not installed (apt-get install python3-gi "
-                "gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)")
-    return None
-
-
-_missing = gstreamer_udp_missing()
+_missing = gstreamer_missing(("qtdemux", "h264parse", "mpegtsmux", "udpsink"))
 if _missing:
     pytest.skip(_missing, allow_module_level=True)
 

@@ -12,18 +12,27 @@ SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-def gstreamer_rtsp_missing() -> str | None:
-    """Why the RTSP server cannot run here, or None when it can."""
+APT_PACKAGES = "gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"
+
+
+def gstreamer_missing(elements: tuple[str, ...] = (), rtsp_server: bool = False) -> str | None:
+    """Why Debian's GStreamer (through /usr/bin/python3) cannot run a test here, or None when it can."""
     if not Path(SYSTEM_PYTHON).exists():
         return f"{SYSTEM_PYTHON} not found"
-    probe = subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
-                              "from gi.repository import GstRtspServer"],
-        capture_output=True, text=True, timeout=30)
+    script = ("import sys, gi; gi.require_version('Gst', '1.0'); from gi.repository import Gst; Gst.init(None); "
+              f"sys.exit(any(Gst.ElementFactory.find(e) is None for e in {list(elements)!r}))")
+    if rtsp_server:
+        script = "gi = __import__('gi'); gi.require_version('GstRtspServer', '1.0'); " \
+                 "from gi.repository import GstRtspServer; " + script
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", script], capture_output=True, text=True, timeout=30)
     if probe.returncode != 0:
-        return ("GStreamer RTSP server not installed (apt-get install gir1.2-gst-rtsp-server-1.0 python3-gi "
-                "gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)")
+        what = "RTSP server" if rtsp_server else f"with {', '.join(elements)}"
+        return f"GStreamer {what} not installed (apt-get install {APT_PACKAGES})"
     return None
+
+
+def gstreamer_rtsp_missing() -> str | None:
+    return gstreamer_missing(rtsp_server=True)
 
 
 class RtspServer:
