@@ -206,3 +206,47 @@ def test_a_video_served_over_http_is_processed_like_a_file(cli, gallery, tmp_pat
     assert summary["frames"] == 275 and summary["per_source"]["short_hamilton_clip"]["dropped"] == 0, proc.stderr
     named = {n for names in summary["named_tracks"].values() for n in names}
     assert "lin-manuel-miranda" in named and named <= IN_CLIP
+
+
+def test_live_camera_to_a_zeromq_subscriber(engines_dir, default_model, gallery, tmp_path):
+    """The product end to end: a live MJPEG camera -> the pipeline -> ZeroMQ -> `facestream subscribe`."""
+    from tests.support.mjpeg_server import MjpegServer
+    from tests.support.net import free_port
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    env = {**os.environ, "FACESTREAM_ENGINES_DIR": str(engines_dir), "PYTHONUNBUFFERED": "1"}
+    got = tmp_path / "identity.jsonl"
+    camera = MjpegServer(media_path("short_hamilton_clip.mp4")).start()
+    subscriber = subprocess.Popen([sys.executable, "-m", "stream", "subscribe", "--connect", endpoint,
+                                   "--topic", "identity.door", "--out", str(got)],
+                                  cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen([sys.executable, "-m", "stream", "run", "--source", f"door={camera.url}",
+                            "--gallery", str(gallery), "--publish", endpoint, "--no-progress",
+                            "--summary-json", str(tmp_path / "s.json")],
+                           cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        named: list[dict] = []
+        while not named:
+            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            assert time.monotonic() < deadline, "no identity event for Lin-Manuel Miranda within 60 s"
+            time.sleep(0.5)
+            events = [json.loads(line) for line in got.read_text().splitlines()] if got.exists() else []
+            named = [e for e in events if e["identity"] == "lin-manuel-miranda"]
+        run.send_signal(signal.SIGINT)
+        _, run_err = run.communicate(timeout=30)
+        subscriber.send_signal(signal.SIGTERM)
+        _, sub_err = subscriber.communicate(timeout=10)
+    finally:
+        for proc in (run, subscriber):
+            if proc.poll() is None:
+                proc.kill()
+        camera.stop()
+    assert run.returncode == 0 and "Traceback" not in run_err, run_err
+    assert subscriber.returncode == 0 and "Traceback" not in sub_err, sub_err
+    event = named[0]
+    assert (event["type"], event["source"], event["schema"]) == ("identity", "door", 1)
+    assert {e["type"] for e in events} == {"identity"}, "the subscriber's topic filter"
+    assert all(e["identity"] in IN_CLIP | {None} for e in events)
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["interrupted"] and summary["frames"] > 30

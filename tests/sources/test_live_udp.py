@@ -13,6 +13,7 @@ import pytest
 from stream.sources.live import LiveSource, ReconnectPolicy
 from stream.sources.spec import parse_source
 from tests.conftest import media_path
+from tests.support.net import free_port
 from tests.support.rtsp import SYSTEM_PYTHON, gstreamer_missing
 
 pytestmark = pytest.mark.slow
@@ -25,14 +26,8 @@ if _missing:
     pytest.skip(_missing, allow_module_level=True)
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_reads_a_udp_stream_and_notices_when_it_stops():
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     source = LiveSource(parse_source(f"yard=udp://127.0.0.1:{port}", 0), open_timeout_s=3, read_timeout_s=1,
                         reconnect=ReconnectPolicy(initial_s=0.2, max_s=0.5, jitter=0.0))
     sender: list[subprocess.Popen] = []
