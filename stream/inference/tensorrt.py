@@ -29,7 +29,7 @@ from stream.inference.cuda_buffers import (
 )
 from stream.inference.preprocess import to_input_tensor
 from stream.inference.sidecar import BatchProfile, RuntimeFacts, find_engine
-from stream.inference.trt_build import TrtLogger
+from stream.inference.trt_build import TrtLogger, runtime_facts
 from stream.models.store import InstalledModel, ModelStore
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,7 @@ class TensorRTEngine(Engine):
         self._cuda_ctx.push()
         try:
             self._backend = self._backend or PyCudaBackend()
-            facts = RuntimeFacts(tensorrt_version=trt.__version__, gpu_name=device.name(),
-                                 compute_capability="{}.{}".format(*device.compute_capability()))
+            facts = runtime_facts(self.device_index)
             self.engine_path = self._engine_file(facts)
             self._trt_logger = TrtLogger.create(trt)
             self._runtime = trt.Runtime(self._trt_logger)

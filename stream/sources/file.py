@@ -12,6 +12,7 @@ import cv2
 from stream.errors import FacestreamError
 from stream.frames import Frame
 from stream.sources.base import SourceStats
+from stream.sources.capture import open_ffmpeg, read_first
 from stream.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,7 @@ class FileSource:
 
     def open(self) -> None:
         if self.spec.remote:
-            cap = cv2.VideoCapture(self.spec.uri, cv2.CAP_FFMPEG, [
-                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
-                cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000)])
+            cap = open_ffmpeg(self.spec.uri, self.open_timeout_s, self.read_timeout_s)
             problem = "cannot connect, or not a video OpenCV can decode"
         else:
             path = Path(self.spec.uri)
@@ -46,9 +45,8 @@ class FileSource:
                 raise FacestreamError(f"{self.spec.uri}: not a file")
             cap = cv2.VideoCapture(str(path))
             problem = "not a video OpenCV can decode"
-        ok, image = cap.read() if cap.isOpened() else (False, None)
-        if not ok or image is None:
-            cap.release()
+        image = read_first(cap)
+        if image is None:
             raise FacestreamError(f"{self.spec.display}: {problem}")
         self._cap = cap
         self._first = (image, self._pts_now(cap, 0))

@@ -20,6 +20,7 @@ import cv2
 from stream.errors import FacestreamError
 from stream.frames import Frame
 from stream.sources.base import SourceStats, SourceTimeout
+from stream.sources.capture import open_ffmpeg, read_first
 from stream.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,6 @@ class LiveSource:
     # -- capture ---------------------------------------------------------------------------------
     def _open_capture(self) -> cv2.VideoCapture:
         uri = self.spec.uri
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000)]
         if self.spec.kind == "camera":
             target: int | str = int(uri) if uri.isdigit() else uri
             cap = cv2.VideoCapture(target, cv2.CAP_V4L2) if isinstance(target, str) else cv2.VideoCapture(target)
@@ -70,15 +69,13 @@ class LiveSource:
                 # TCP interleaving survives NAT and packet loss; OpenCV 4.11 reads this variable inverted
                 # (any non-empty value selects prefer_tcp), and 'rtsp_transport;tcp' is right on both.
                 os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
-            cap = cv2.VideoCapture(uri, cv2.CAP_FFMPEG, params)
+            cap = open_ffmpeg(uri, self.open_timeout_s, self.read_timeout_s)
         return cap
 
     def _connect(self) -> tuple[cv2.VideoCapture, object] | None:
         cap = self._open_capture()
-        ok, image = cap.read() if cap.isOpened() else (False, None)
-        # isOpened() can be True after an open that timed out while probing: trust the first read.
-        if not ok or image is None:
-            cap.release()
+        image = read_first(cap)
+        if image is None:
             return None
         self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.height, self.width = image.shape[:2]

@@ -81,8 +81,10 @@ def parse_source(text: str, index: int) -> SourceSpec:
         uri = uri[len("file://") :]
     kind = _kind(uri)
     if name is None:
-        name = PurePosixPath(urlsplit(uri).path).stem if "://" in uri else Path(uri).stem
-        name = name if kind == "file" else f"cam{index}"
+        if kind != "file":
+            name = f"cam{index}"
+        else:  # the file's stem, also for a URL (its path, without the query)
+            name = PurePosixPath(urlsplit(uri).path).stem if "://" in uri else Path(uri).stem
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64] or f"cam{index}"
     return SourceSpec(name=name, uri=uri, kind=kind)
 

@@ -21,6 +21,14 @@ def slow_consumer(source: LiveSource, reads: int = 10, every_s: float = 0.2) -> 
     return frames, ages
 
 
+def assert_newest_frame_only(source: LiveSource, max_age_s: float, reads: int = 10) -> list[Frame]:
+    """A consumer at 5 fps on a ~30 fps source gets only fresh frames, and the rest are counted as dropped."""
+    frames, ages = slow_consumer(source, reads=reads)
+    assert source.stats.frames_dropped > 20, source.stats
+    assert max(ages) < max_age_s, f"newest frame only: ages {ages}"
+    return frames
+
+
 def wait_until_frames_flow_again(source: LiveSource, timeout_s: float = 15.0, fresh_s: float = 1.0) -> Frame:
     """After a drop-out: the first frame read after a reconnection that is at most ``fresh_s`` old."""
     deadline = time.monotonic() + timeout_s
