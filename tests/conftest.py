@@ -1,4 +1,4 @@
-"""Shared fixtures: real media from ../shared/media, an isolated model store per session."""
+"""Shared fixtures: real media from tests/media (the project's copy), an isolated model store per session."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO.parent / "shared" / "media"))
+MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO / "tests" / "media"))
 
 
 def media_path(name: str) -> Path:
-    """Path of a file in ../shared/media, skipping the test with a clear reason when absent."""
+    """Path of a file in tests/media, skipping the test with a clear reason when absent."""
     path = MEDIA / name
     if not path.is_file():
-        pytest.skip(f"test media {path} is absent (tests read real media from ../shared/media)")
+        pytest.skip(f"test media {path} is absent (the project keeps its own copy there; see tests/media/README.md)")
     return path
 
 

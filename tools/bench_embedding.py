@@ -2,7 +2,7 @@
 """Per-face embedding time: our ONNX Runtime engine (batch 1, 8, 32) vs dlib's compute_face_descriptor.
 
 Same 150x150 chips for both (made by dlib's own detector, landmarks and get_face_chip from the
-photos in ../shared/media), measured side by side in one run; rounds alternate between the
+photos in tests/media), measured side by side in one run; rounds alternate between the
 engines so machine noise hits both alike. Report the ratio, not the absolute numbers.
 
     python tools/bench_embedding.py [--seconds 3] [--rounds 3] [--threads 0 1] [--json out.json]
@@ -22,7 +22,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO.parent / "shared" / "media"))
+MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO / "tests" / "media"))
 PHOTOS = ["obama.jpg", "obama2.jpg", "biden.jpg", "two_people.jpg", "lin-manuel-miranda.png", "alex-lacamoire.png"]
 
 

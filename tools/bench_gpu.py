@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """GPU benchmark: faces/s and latency per batch for TensorRT, ONNX Runtime (CPU) and PyTorch (GPU).
 
-Side by side in one run at batch 1, 8, 32, 128 on real aligned crops from ../shared/media (tiled
+Side by side in one run at batch 1, 8, 32, 128 on real aligned crops from tests/media (tiled
 to the batch size). A backend that cannot run here is skipped with a line saying why.
 
     python tools/bench_gpu.py [--model NAME] [--batches 1 8 32 128] [--seconds 3] [--json out.json]
@@ -20,7 +20,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO.parent / "shared" / "media"))
+MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO / "tests" / "media"))
 PHOTOS = ["obama.jpg", "obama2.jpg", "biden.jpg", "two_people.jpg", "lin-manuel-miranda.png", "alex-lacamoire.png"]
 
 

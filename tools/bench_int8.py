@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """INT8 and FP16 variants vs FP32 on this CPU: speed, embedding agreement, identity decisions.
 
-Calibration uses faces from the clip in ../shared/media (every 5th frame); agreement is measured
+Calibration uses faces from the clip in tests/media (every 5th frame); agreement is measured
 on the photos, which calibration never saw. Speed is measured side by side in one run (rounds
 alternate between the models), so read the ratios, not the absolute numbers.
 
@@ -24,7 +24,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO.parent / "shared" / "media"))
+MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO / "tests" / "media"))
 # (photo, face index from the left) -> person
 FACES = {("obama.jpg", 0): "obama", ("obama2.jpg", 0): "obama", ("two_people.jpg", 0): "obama",
          ("biden.jpg", 0): "biden", ("two_people.jpg", 1): "biden",

@@ -7,7 +7,7 @@ as a real `facestream run` process (spawned workers, shared memory, MediaPipe, O
 tracking and voting). Both run in this one invocation, on the same machine, so the ratio holds
 even when the machine is noisy; absolute numbers do not.
 
-    python tools/bench_pipeline.py                      # ../shared/media clip and photos
+    python tools/bench_pipeline.py                      # tests/media clip and photos
     python tools/bench_pipeline.py --runs 3 --json out.json
 
 Needs the `face_recognition` package for the reference (`pip install face-recognition --no-deps
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO.parent / "shared" / "media"))
+MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO / "tests" / "media"))
 ENROLL = {"lin-manuel-miranda": "lin-manuel-miranda.png", "alex-lacamoire": "alex-lacamoire.png"}
 
 
@@ -89,7 +89,7 @@ def main() -> int:
     ap.add_argument("facestream_args", nargs="*", help="extra args for `facestream run` (after --)")
     args = ap.parse_args()
     if not args.clip.is_file():
-        raise SystemExit(f"{args.clip}: not found (benchmarks read ../shared/media)")
+        raise SystemExit(f"{args.clip}: not found (benchmarks read tests/media)")
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

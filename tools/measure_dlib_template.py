@@ -4,7 +4,7 @@
 dlib's face ResNet expects the 150x150 chip made by ``dlib.get_face_chip(img, shape5, size=150,
 padding=0.25)``. Our aligner warps MediaPipe's keypoints (eye centres, nose tip, mouth centre) to
 the manifest's template, so the template must say where those keypoints land on dlib's own chips.
-For each face in ../shared/media this makes dlib's chip with padding 1.0 at 300 px (the same scale
+For each face in tests/media this makes dlib's chip with padding 1.0 at 300 px (the same scale
 and centre, with context around the face for MediaPipe), runs MediaPipe on it, and shifts the
 keypoints into the 150 px chip. Prints the mean and spread; the constants in
 ``stream/models/dlib_resnet.py`` are these means made left-right symmetric.
@@ -23,7 +23,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO.parent / "shared" / "media"))
+MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO / "tests" / "media"))
 PHOTOS = ["obama.jpg", "obama2.jpg", "biden.jpg", "two_people.jpg", "lin-manuel-miranda.png", "alex-lacamoire.png"]
 
 

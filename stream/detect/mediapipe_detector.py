@@ -1,7 +1,7 @@
 """MediaPipe BlazeFace detector, short- or full-range, from the models inside the mediapipe wheel.
 
 We drive MediaPipe's legacy ``solutions.face_detection`` graph. The Tasks API ``FaceDetector``
-runs the bundled short-range model and gives identical boxes (checked on ../shared/media), but
+runs the bundled short-range model and gives identical boxes (checked on tests/media), but
 fails on the bundled full-range model (``face_detection_full_range_sparse.tflite``: its anchor
 count differs from what the Tasks graph assumes), so one code path for both ranges means the
 legacy graph. mediapipe 0.10.21 is the last release with these models inside the package.

@@ -41,7 +41,7 @@ OPSET = 17
 # Where the five landmarks sit in dlib's 150x150 chip (get_face_chip, padding 0.25), in pixels,
 # in the semantics of the keypoints our aligner gets from MediaPipe (eye centres, nose tip, and
 # mouth corners whose midpoint is MediaPipe's mouth-centre keypoint). Measured by
-# tools/measure_dlib_template.py on the 7 faces of ../shared/media: MediaPipe's keypoints on
+# tools/measure_dlib_template.py on the 7 faces of tests/media: MediaPipe's keypoints on
 # dlib's own chips, averaged, then made left-right symmetric about the eyes' midline (per-face
 # spread ~1 px for the eyes, ~4 px for the mouth). dlib's 68-point landmarks on the same chips
 # put the eyes 2-3 px higher and the mouth 3 px higher: a different definition of the points,
