@@ -92,3 +92,14 @@ class Faces:
     @property
     def heights(self) -> np.ndarray:
         return self.xyxy[:, 3] - self.xyxy[:, 1]
+
+
+def concat_faces(parts: list[Faces]) -> Faces:
+    """Detections of several looks at one frame as one ``Faces`` (boxes, scores, keypoints)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return Faces.empty()
+    if len(parts) == 1:
+        return parts[0]
+    return Faces(np.concatenate([p.xyxy for p in parts]), np.concatenate([p.score for p in parts]),
+                 np.concatenate([p.keypoints for p in parts]))

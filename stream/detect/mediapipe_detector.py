@@ -70,22 +70,46 @@ def pyplot_placeholder() -> Iterator[None]:
                 del sys.modules[name]
 
 
+#: Smallest face each BlazeFace model finds reliably, as a share of the image's long side (it
+#: letterboxes to 128 or 192 px). Measured on tests/media photos shrunk onto gray canvases: the
+#: full-range model finds faces down to ~0.05, the short-range one down to ~0.12; with margin:
+MIN_FACE_SHARE = {"short": 0.15, "full": 0.07}
+
+
 class DetectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: Literal["short", "full"] = Field(
-        default="short",
-        description="short: faces within ~2 m of the camera, fastest; full: smaller, farther faces (~5 m)",
+        default="full",
+        description="full: BlazeFace full-range, faces near and far; short: faces within ~2 m only, and on "
+                    "large frames it misses most faces and finds some that are not",
     )
     min_confidence: float = Field(default=0.5, ge=0.0, le=1.0, description="detector score threshold")
     min_face_px: int = Field(
-        default=32, ge=0, le=4096,
-        description="faces narrower than this (pixels) are ignored: too small to recognise reliably",
+        default=24, ge=0, le=4096,
+        description="faces narrower than this (pixels) are ignored; tiles are sized so faces this small are "
+                    "found (smaller = more tiles per scan)",
+    )
+    tiling: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto: scan frames too large for min_face_px in overlapping tiles; off: one whole-frame pass",
+    )
+    scan_every: int = Field(
+        default=10, ge=1, le=1000,
+        description="video: frames over which the full tiled scan is spread (tracked faces are refined every "
+                    "frame; a scene cut or an empty frame scans at once)",
+    )
+    verify: bool = Field(
+        default=True,
+        description="a new face from the scan must be found again on a closer look at its region (fewer "
+                    "false faces for one extra detector call on frames with new candidates)",
     )
 
 
 class MediaPipeFaceDetector:
-    """``detect(image_bgr) -> Faces`` with pixel boxes and MediaPipe's 6 keypoints.
+    """One BlazeFace pass: ``detect(image_bgr) -> Faces`` with pixel boxes and MediaPipe's 6 keypoints.
+
+    ``stream.detect.FaceDetector`` builds the tiled scan and the per-track looks on top of this.
 
     Not thread-safe; make one per process. Construction is cheap; the graph loads on first use.
     """
@@ -115,7 +139,13 @@ class MediaPipeFaceDetector:
         log.info("MediaPipe face detector loaded (%s range)", self.config.model)
         return self._graph
 
-    def detect(self, image_bgr: np.ndarray) -> Faces:
+    @property
+    def min_face_share(self) -> float:
+        return MIN_FACE_SHARE[self.config.model]
+
+    def detect(self, image_bgr: np.ndarray, min_face_px: int | None = None) -> Faces:
+        """One pass of the model over the whole image; faces narrower than ``min_face_px`` (default:
+        the config's) are dropped."""
         if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
             raise ValueError(f"expected a BGR uint8 (H, W, 3) image; got {image_bgr.dtype} {image_bgr.shape}")
         graph = self._graph or self._load()
@@ -139,7 +169,7 @@ class MediaPipeFaceDetector:
         np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
         np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
         faces = Faces(boxes, scores, keypoints)
-        keep = faces.widths >= self.config.min_face_px
+        keep = faces.widths >= (self.config.min_face_px if min_face_px is None else min_face_px)
         return faces if keep.all() else faces[keep]
 
     def close(self) -> None:

@@ -1,0 +1,120 @@
+"""``FaceDetector``: faces at any distance in frames of any size, from BlazeFace's small input.
+
+Photos get a full scan: the whole frame plus overlapping tiles (``tiles.plan_tiles``). Video
+gets the same coverage spread over ``scan_every`` frames, plus a closer look at every live
+track's predicted box each frame (``closer_look``), so a tracked face is seen every frame while
+the frame as a whole is scanned for new ones at an even cost. New candidates of a scan are
+confirmed by a closer look at their region before they count (``DetectorConfig.verify``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from stream.detect.closer_look import look_closer
+from stream.detect.mediapipe_detector import DetectorConfig, MediaPipeFaceDetector
+from stream.detect.merge import merge_faces, overlap_of_smaller
+from stream.detect.tiles import plan_tiles, rolling_schedule
+from stream.faces import Faces, concat_faces
+
+log = logging.getLogger(__name__)
+
+_EDGE_PX = 2.0  # a box this close to a tile's inner edge is a face cut by it
+
+
+class FaceDetector:
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        self.config = config or DetectorConfig()
+        self.model = MediaPipeFaceDetector(self.config)
+        self._tiles: dict[tuple[int, int], np.ndarray] = {}
+        self.calls = 0  # detector passes, for cost figures
+
+    def load(self) -> FaceDetector:
+        self.model.load()
+        return self
+
+    def close(self) -> None:
+        self.model.close()
+
+    def __enter__(self) -> FaceDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def tiles(self, width: int, height: int) -> np.ndarray:
+        """The scan's tiles for this frame size; row 0 is the whole frame."""
+        key = (width, height)
+        if key not in self._tiles:
+            whole_only = self.config.tiling == "off"
+            self._tiles[key] = plan_tiles(width, height, 0 if whole_only else self.config.min_face_px,
+                                          self.model.min_face_share)
+            log.info("detector: %dx%d frames scanned as %d tile(s)", width, height, len(self._tiles[key]))
+        return self._tiles[key]
+
+    # -- photos ----------------------------------------------------------------------------------
+    def detect(self, image_bgr: np.ndarray) -> Faces:
+        """Every face of one image: the full scan, each new candidate verified."""
+        if self.config.tiling == "off":
+            return self._pass(image_bgr)
+        tiles = self.tiles(image_bgr.shape[1], image_bgr.shape[0])
+        return self._finish(image_bgr, Faces.empty(), self._scan(image_bgr, tiles))
+
+    # -- video -----------------------------------------------------------------------------------
+    def detect_frame(self, image_bgr: np.ndarray, frame: int, predicted: np.ndarray,
+                     full_scan: bool = False) -> Faces:
+        """Faces of one video frame.
+
+        predicted: (K, 4) boxes where live tracks are expected now; each gets a closer look.
+        full_scan: scan every tile now (scene cut, start, nothing tracked), else this frame's share.
+        """
+        if self.config.tiling == "off":
+            return self._pass(image_bgr)
+        predicted = np.asarray(predicted, np.float32).reshape(-1, 4)
+        tracked = self._closer(image_bgr, predicted) if len(predicted) else Faces.empty()
+        tiles = self.tiles(image_bgr.shape[1], image_bgr.shape[0])
+        chosen = tiles if full_scan else tiles[rolling_schedule(len(tiles), self.config.scan_every, frame)]
+        return self._finish(image_bgr, tracked, self._scan(image_bgr, chosen))
+
+    # -- internals -------------------------------------------------------------------------------
+    def _pass(self, image: np.ndarray, min_face_px: int | None = None) -> Faces:
+        self.calls += 1
+        return self.model.detect(image, min_face_px)
+
+    def _closer(self, image: np.ndarray, boxes: np.ndarray) -> Faces:
+        faces, _ = look_closer(lambda mosaic: self._pass(mosaic, 0), image, boxes)
+        return merge_faces(faces)
+
+    def _scan(self, image: np.ndarray, tiles: np.ndarray) -> tuple[Faces, np.ndarray]:
+        """Detections of the given tiles in frame pixels, and whether each is cut by a tile edge."""
+        h, w = image.shape[:2]
+        parts: list[Faces] = []
+        cuts: list[np.ndarray] = []
+        for x0, y0, x1, y1 in tiles:
+            faces = self._pass(image[y0:y1, x0:x1], 0)
+            if not len(faces):
+                continue
+            offset = np.array([x0, y0], np.float32)
+            faces = Faces(faces.xyxy + np.tile(offset, 2), faces.score, faces.keypoints + offset)
+            b = faces.xyxy
+            cut = ((x0 > 0) & (b[:, 0] <= x0 + _EDGE_PX)) | ((x1 < w) & (b[:, 2] >= x1 - _EDGE_PX)) \
+                | ((y0 > 0) & (b[:, 1] <= y0 + _EDGE_PX)) | ((y1 < h) & (b[:, 3] >= y1 - _EDGE_PX))
+            parts.append(faces)
+            cuts.append(cut)
+        if not parts:
+            return Faces.empty(), np.zeros(0, bool)
+        return concat_faces(parts), np.concatenate(cuts)
+
+    def _finish(self, image: np.ndarray, tracked: Faces, scanned: tuple[Faces, np.ndarray]) -> Faces:
+        found, cut = scanned
+        if len(found):
+            found = merge_faces(found, cut)
+            if len(tracked):  # already seen up close this frame
+                found = found[overlap_of_smaller(found.xyxy, tracked.xyxy).max(axis=1) < 0.5]
+            if len(found) and self.config.verify:
+                found = self._closer(image, found.xyxy)
+        faces = merge_faces(concat_faces([tracked, found]))
+        keep = faces.widths >= self.config.min_face_px
+        return faces if keep.all() else faces[keep]
