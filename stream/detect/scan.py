@@ -24,19 +24,43 @@ log = logging.getLogger(__name__)
 _EDGE_PX = 2.0  # a box this close to a tile's inner edge is a face cut by it
 
 
+class ScanPlanner:
+    """Per source: when a video frame needs the whole tiled scan at once instead of its rolling share.
+
+    At the first frame and after a scene cut (nothing known about the frame), and when nothing is
+    tracked: then a whole scan every ``scan_every`` frames finds a face entering anywhere as soon
+    as the rolling scan would, in one frame instead of spread out.
+    """
+
+    def __init__(self, scan_every: int) -> None:
+        self.scan_every = scan_every
+        self._last_full: int | None = None
+
+    def full_scan(self, frame: int, tracked: int, scene_cut: bool) -> bool:
+        due = self._last_full is None or scene_cut or (tracked == 0 and frame - self._last_full >= self.scan_every)
+        if due:
+            self._last_full = frame
+        return due
+
+
 class FaceDetector:
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self.config = config or DetectorConfig()
         self.model = MediaPipeFaceDetector(self.config)
+        self.close_model = (self.model if self.config.closer_look_model == self.config.model
+                            else MediaPipeFaceDetector(self.config, model=self.config.closer_look_model))
         self._tiles: dict[tuple[int, int], np.ndarray] = {}
         self.calls = 0  # detector passes, for cost figures
 
     def load(self) -> FaceDetector:
         self.model.load()
+        if self.config.tiling != "off":
+            self.close_model.load()
         return self
 
     def close(self) -> None:
         self.model.close()
+        self.close_model.close()
 
     def __enter__(self) -> FaceDetector:
         return self
@@ -84,7 +108,11 @@ class FaceDetector:
         return self.model.detect(image, min_face_px)
 
     def _closer(self, image: np.ndarray, boxes: np.ndarray) -> Faces:
-        faces, _ = look_closer(lambda mosaic: self._pass(mosaic, 0), image, boxes)
+        def detect(mosaic: np.ndarray) -> Faces:
+            self.calls += 1
+            return self.close_model.detect(mosaic, 0)
+
+        faces, _ = look_closer(detect, image, boxes)
         return merge_faces(faces)
 
     def _scan(self, image: np.ndarray, tiles: np.ndarray) -> tuple[Faces, np.ndarray]:

@@ -19,12 +19,14 @@ import numpy as np
 
 from stream.config.schema import AppConfig
 from stream.errors import FacestreamError
+from stream.faces import Faces
 from stream.models.manifest import ModelManifest
 from stream.pipeline.embedding import EmbedLoop
 from stream.pipeline.messages import EndOfSource, FacesMsg, FrameMsg, TrackStatus
 from stream.pipeline.process import Shared, beat, fatal_errors_exit, init_process, report_cpu
 from stream.pipeline.shm import FrameRing, RingLayout
 from stream.sources.spec import SourceSpec
+from stream.track.sort import EndedTrack
 
 log = logging.getLogger(__name__)
 
@@ -145,16 +147,14 @@ class DetectSpec:
 
 def detect_main(spec: DetectSpec, shared: Shared) -> None:
     from stream.align import FaceAligner
-    from stream.detect.mediapipe_detector import MediaPipeFaceDetector, pyplot_placeholder
-    from stream.track.cadence import EmbeddingCadence
-    from stream.track.sort import SortTracker
+    from stream.detect.mediapipe_detector import pyplot_placeholder
+    from stream.detect.scan import FaceDetector
 
     init_process(shared, spec.index, "detect")
     cfg = spec.config
     rings = {name: FrameRing.attach(layout) for name, layout in spec.layouts.items()}
-    trackers = {name: SortTracker(cfg.tracker) for name in rings}
-    cadences = {name: EmbeddingCadence(cfg.recognition.reembed_every) for name in rings}
-    detector = MediaPipeFaceDetector(cfg.detector)
+    videos = {name: VideoFaces(cfg) for name in rings}
+    detector = FaceDetector(cfg.detector)
     with pyplot_placeholder():  # this process never draws: start 0.85 s sooner
         detector.load()
     aligner = FaceAligner.for_model(spec.manifest)
@@ -164,7 +164,7 @@ def detect_main(spec: DetectSpec, shared: Shared) -> None:
     try:
         while open_sources:
             beat(shared, spec.index)
-            _drain_feedback(spec.feedback, cadences)
+            _drain_feedback(spec.feedback, videos)
             try:
                 msg = spec.inbox.get(timeout=POLL_S)
             except queue.Empty:
@@ -173,8 +173,7 @@ def detect_main(spec: DetectSpec, shared: Shared) -> None:
                 open_sources.discard(msg.source)
                 spec.out.put(msg)
                 continue
-            spec.out.put(_detect_frame(msg, rings[msg.source], detector, aligner,
-                                       trackers[msg.source], cadences[msg.source], cfg))
+            spec.out.put(_detect_frame(msg, rings[msg.source], detector, aligner, videos[msg.source]))
     finally:
         detector.close()
         for ring in rings.values():
@@ -182,14 +181,42 @@ def detect_main(spec: DetectSpec, shared: Shared) -> None:
         report_cpu(shared, f"detect-{spec.index}")
 
 
-def _detect_frame(msg: FrameMsg, ring: FrameRing, detector, aligner, tracker, cadence, cfg: AppConfig) -> FacesMsg:
+class VideoFaces:
+    """One source's per-frame state in the detect worker: tracker, scene cuts, scan plan, cadence."""
+
+    def __init__(self, cfg: AppConfig) -> None:
+        from stream.detect.scan import ScanPlanner
+        from stream.track.cadence import EmbeddingCadence
+        from stream.track.scene import SceneCutDetector
+        from stream.track.sort import SortTracker
+
+        self.tracker = SortTracker(cfg.tracker)
+        self.cadence = EmbeddingCadence(cfg.recognition.reembed_every)
+        self.scenes = SceneCutDetector()
+        self.planner = ScanPlanner(cfg.detector.scan_every)
+
+    def detect(self, image: np.ndarray, frame: int, detector) -> tuple[Faces, list[EndedTrack], np.ndarray]:
+        """Tracked faces of a frame, the tracks that ended, and which faces to embed now."""
+        from stream.track.cadence import in_doubt
+
+        cut = self.scenes.is_cut(image)
+        # No track survives a cut: whoever is at the same place in the next shot is someone else.
+        ended = self.tracker.end_all() if cut else []
+        predicted = self.tracker.predicted_boxes()
+        full = self.planner.full_scan(frame, len(predicted), cut)
+        faces = self.tracker.update(detector.detect_frame(image, frame, predicted, full_scan=full))
+        ended += self.tracker.pop_ended()
+        for track in ended:
+            self.cadence.forget(track.track_id)
+        embed = self.cadence.select(faces.track_id, frame, doubt=in_doubt(faces.xyxy))
+        return faces, ended, embed
+
+
+def _detect_frame(msg: FrameMsg, ring: FrameRing, detector, aligner, video: VideoFaces) -> FacesMsg:
     t0 = time.perf_counter()
     image = ring.frame(msg.slot, msg.height, msg.width)
-    faces = tracker.update(detector.detect(image))
-    ended = tracker.pop_ended()
-    for track in ended:
-        cadence.forget(track.track_id)
-    rows = np.flatnonzero(cadence.select(faces.track_id, msg.index))
+    faces, ended, embed = video.detect(image, msg.index, detector)
+    rows = np.flatnonzero(embed)
     limit = ring.layout.max_faces
     if len(rows) > limit:  # keep the largest faces: they recognise best
         rows = rows[np.argsort(-faces.widths[rows], kind="stable")[:limit]]
@@ -198,15 +225,15 @@ def _detect_frame(msg: FrameMsg, ring: FrameRing, detector, aligner, tracker, ca
     return FacesMsg(msg, faces, rows, ended, (time.perf_counter() - t0) * 1e3)
 
 
-def _drain_feedback(feedback: Any, cadences: dict) -> None:
+def _drain_feedback(feedback: Any, videos: dict[str, VideoFaces]) -> None:
     while True:
         try:
             status: TrackStatus = feedback.get_nowait()
         except queue.Empty:
             return
-        cadence = cadences.get(status.source)
-        if cadence is not None:
-            cadence.mark(status.track_id, status.confident)
+        video = videos.get(status.source)
+        if video is not None:
+            video.cadence.mark(status.track_id, status.confident)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,12 +18,17 @@ class EmbeddingCadence:
         self._confident: set[int] = set()
         self._last_embedded: dict[int, int] = {}
 
-    def select(self, track_ids: np.ndarray, frame_index: int) -> np.ndarray:
-        """Bool mask over ``track_ids`` of the faces to embed at ``frame_index`` (and records them)."""
+    def select(self, track_ids: np.ndarray, frame_index: int, doubt: np.ndarray | None = None) -> np.ndarray:
+        """Bool mask over ``track_ids`` of the faces to embed at ``frame_index`` (and records them).
+
+        doubt: (N,) bool, faces whose association may be wrong (see ``in_doubt``): embedded now,
+        whatever the cadence, so the recognition stage can split a track that took another face.
+        """
         mask = np.zeros(len(track_ids), bool)
         for i, tid in enumerate(int(t) for t in track_ids):
             last = self._last_embedded.get(tid)
-            due = last is None or tid not in self._confident or frame_index - last >= self.reembed_every
+            due = last is None or tid not in self._confident or frame_index - last >= self.reembed_every \
+                or (doubt is not None and bool(doubt[i]))
             if due:
                 mask[i] = True
                 self._last_embedded[tid] = frame_index
@@ -38,3 +43,21 @@ class EmbeddingCadence:
     def forget(self, track_id: int) -> None:
         self._confident.discard(track_id)
         self._last_embedded.pop(track_id, None)
+
+
+def in_doubt(boxes: np.ndarray, margin: float = 0.25) -> np.ndarray:
+    """(N,) bool: faces whose boxes, grown by ``margin`` of their size, touch another face's.
+
+    Two faces that close can swap tracks (one passing in front of the other), so neither
+    association is trusted without an embedding.
+    """
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if len(boxes) < 2:
+        return np.zeros(len(boxes), bool)
+    grow = margin * (boxes[:, 2:] - boxes[:, :2])
+    grown = np.concatenate([boxes[:, :2] - grow, boxes[:, 2:] + grow], axis=1)
+    apart_x = (grown[:, None, 0] >= grown[None, :, 2]) | (grown[None, :, 0] >= grown[:, None, 2])
+    apart_y = (grown[:, None, 1] >= grown[None, :, 3]) | (grown[None, :, 1] >= grown[:, None, 3])
+    touching = ~(apart_x | apart_y)
+    np.fill_diagonal(touching, False)
+    return touching.any(axis=1)

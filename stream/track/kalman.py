@@ -36,6 +36,13 @@ class BoxKalman:
         self.P = _F @ self.P @ _F.T + _Q
         return x_to_xyxy(self.x)
 
+    def peek(self) -> np.ndarray:
+        """Where ``predict`` would put the box, without advancing the filter."""
+        x = _F @ self.x
+        if x[2] <= 0:
+            x[2] = self.x[2]
+        return x_to_xyxy(x)
+
     def update(self, box: np.ndarray) -> None:
         y = xyxy_to_z(box) - _H @ self.x
         s = _H @ self.P @ _H.T + _R

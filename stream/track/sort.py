@@ -119,6 +119,12 @@ class SortTracker:
         self._tracks = alive
         return faces.with_(track_id=ids)
 
+    def predicted_boxes(self, max_misses: int = 5) -> np.ndarray:
+        """(K, 4) where the tracks seen in the last ``max_misses`` frames should be in the next frame:
+        where the detector looks closer. Longer-lost tracks are left to the scan."""
+        boxes = [t.kf.peek() for t in self._tracks if t.misses <= max_misses]
+        return np.array(boxes, np.float32).reshape(-1, 4)
+
     def confirmed(self, track_id: int) -> bool:
         return any(t.id == track_id and t.hits >= self.config.min_hits for t in self._tracks)
 
