@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from stream.detect.mediapipe_detector import DetectorConfig
 from stream.errors import FacestreamError
 from stream.inference.select import EngineConfig
+from stream.recognize.appearance import AppearanceConfig
 from stream.recognize.voting import VotingConfig
 from stream.track.sort import TrackerConfig
 
@@ -83,6 +84,10 @@ class OutputConfig(_Section):
     publish: str | None = Field(default=None, description="ZeroMQ endpoint to bind a PUB socket on, e.g. tcp://*:5556")
     sndhwm: int = Field(default=1000, ge=1, le=1_000_000, description="ZeroMQ send high-water mark (messages)")
     events_out: Path | None = Field(default=None, description="append events as JSON lines to this file")
+    tracks_out: Path | None = Field(
+        default=None,
+        description="write per-frame tracks as MOTChallenge rows plus the identity (one file per source)",
+    )
     heartbeat_s: float = Field(default=5.0, gt=0, le=3600, description="seconds between heartbeat events")
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="serve Prometheus metrics on this port (127.0.0.1)"
@@ -95,6 +100,7 @@ class AppConfig(_Section):
     detector: DetectorConfig = DetectorConfig()
     tracker: TrackerConfig = TrackerConfig()
     voting: VotingConfig = VotingConfig()
+    appearance: AppearanceConfig = AppearanceConfig()
     recognition: RecognitionConfig = RecognitionConfig()
     batching: BatchingConfig = BatchingConfig()
     pipeline: PipelineConfig = PipelineConfig()

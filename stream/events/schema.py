@@ -28,6 +28,11 @@ class Event(BaseModel):
     ts: float = Field(description="wall clock (unix seconds) when the event was made")
     seq: int = Field(default=0, description="per publisher, +1 per message; set by the publisher")
     votes: dict[str, Any] | None = Field(default=None, description="track_ended: vote summary")
+    reason: str | None = Field(
+        default=None,
+        description="track_ended: lost, scene_cut, appearance_changed (the box went to another person: the "
+                    "rest continues as a new track) or end_of_source",
+    )
     stats: dict[str, Any] | None = Field(default=None, description="heartbeat: pipeline counters")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

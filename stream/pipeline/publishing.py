@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from stream.events.mot import MotWriter
 from stream.events.schema import Event
 from stream.pipeline.messages import EndOfSource, ResultMsg, TrackStatus
 from stream.pipeline.shm import FrameRing
 from stream.pipeline.stats import LatencyStats, StageTimes
+from stream.recognize.appearance import blur_quality
 
 if TYPE_CHECKING:
     from stream.pipeline.workers import PublishSpec
@@ -31,7 +33,8 @@ class Publisher:
         cfg = spec.config
         gallery = Gallery.load(cfg.gallery, spec.manifest) if cfg.gallery else Gallery.new(spec.manifest)
         self.stages = {
-            name: RecognitionStage(spec.manifest, gallery, cfg.voting, threshold=cfg.model.threshold)
+            name: RecognitionStage(spec.manifest, gallery, cfg.voting, threshold=cfg.model.threshold,
+                                   appearance=cfg.appearance)
             for name in rings
         }
         self.sinks: list = []
@@ -50,6 +53,10 @@ class Publisher:
 
             self.metrics = PipelineMetrics(cfg.output.metrics_port)
         self.annotators: dict[str, tuple] = {}
+        self.track_writers: dict[str, MotWriter] = {}
+        if cfg.output.tracks_out:
+            self.track_writers = {name: MotWriter(_per_source(cfg.output.tracks_out, name, len(rings)))
+                                  for name in rings}
         self.latency = LatencyStats()
         self.times = StageTimes()
         self.frames: dict[str, int] = dict.fromkeys(rings, 0)
@@ -80,12 +87,19 @@ class Publisher:
             embeddings = np.full((n, msg.embeddings.shape[1]), np.nan, np.float32)
             embeddings[fm.embed_rows] = msg.embeddings
         faces = faces.with_(embeddings=embeddings)
+        blur = None
+        if len(fm.embed_rows):
+            blur = np.full(n, np.nan, np.float32)
+            blur[fm.embed_rows] = blur_quality(self.rings[frame.source].crops(frame.slot)[: len(fm.embed_rows)])
         if self.first_capture is None:
             self.first_capture = frame.capture_ts
         t0 = time.perf_counter()
         stage = self.stages[frame.source]
         events = stage.process(FrameResult(frame.source, frame.index, frame.pts, frame.capture_ts,
-                                           faces, embedded, list(fm.ended)))
+                                           faces, embedded, list(fm.ended), blur))
+        writer = self.track_writers.get(frame.source)
+        if writer is not None:
+            writer.write(frame.index, faces, stage.frame_tracks)
         for track_id, confident in stage.take_status_updates():
             self.spec.feedback[frame.source].put(TrackStatus(frame.source, int(track_id), bool(confident)))
         self._emit(events)
@@ -140,9 +154,7 @@ class Publisher:
 
         entry = self.annotators.get(frame.source)
         if entry is None:
-            path = Path(self.spec.annotate)
-            if len(self.rings) > 1:
-                path = path.with_name(f"{path.stem}-{frame.source}{path.suffix}")
+            path = _per_source(Path(self.spec.annotate), frame.source, len(self.rings))
             fps = self.spec.source_fps.get(frame.source) or 25.0
             entry = (VideoAnnotationWriter(path, fps, (frame.width, frame.height)), Annotator())
             self.annotators[frame.source] = entry
@@ -188,5 +200,12 @@ class Publisher:
     def close(self) -> None:
         for writer, _ in self.annotators.values():
             writer.close()
+        for tracks in self.track_writers.values():
+            tracks.close()
         for sink in self.sinks:
             sink.close()
+
+
+def _per_source(path: Path, source: str, sources: int) -> Path:
+    """One output file per source when there are several: ``out.mp4`` -> ``out-<source>.mp4``."""
+    return path if sources == 1 else path.with_name(f"{path.stem}-{source}{path.suffix}")

@@ -201,7 +201,7 @@ class VideoFaces:
 
         cut = self.scenes.is_cut(image)
         # No track survives a cut: whoever is at the same place in the next shot is someone else.
-        ended = self.tracker.end_all() if cut else []
+        ended = self.tracker.end_all(reason="scene_cut") if cut else []
         predicted = self.tracker.predicted_boxes()
         full = self.planner.full_scan(frame, len(predicted), cut)
         faces = self.tracker.update(detector.detect_frame(image, frame, predicted, full_scan=full))

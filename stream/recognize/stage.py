@@ -3,6 +3,12 @@
 This is the voter/publisher process's logic as a plain class: match embeddings against the
 gallery, vote per track, emit ``track_started`` / ``identity`` / ``track_ended`` events, and tell
 the detect worker which tracks have become confident (so it can embed them less often).
+
+The tracker links boxes by position before any embedding exists; this is the first stage that
+sees embeddings, so it owns the tracks users see. Each tracker track maps to a published track
+id; when a track's new embedding is clearly another person than the track's mean
+(``AppearanceConfig.split_factor``), the published track ends (``appearance_changed``) and the
+rest continues under a new id with fresh votes: a name is never carried onto another face.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import numpy as np
 from stream.events.schema import Event
 from stream.faces import Faces
 from stream.models.manifest import ModelManifest
+from stream.recognize.appearance import AppearanceConfig, TrackAppearance, face_quality
 from stream.recognize.gallery import Gallery
 from stream.recognize.voting import TrackVotes, VotingConfig
 from stream.track.sort import EndedTrack
@@ -32,11 +39,14 @@ class FrameResult:
     faces: Faces  # all faces of the frame, track_id set; embeddings (N, D) with NaN rows, or None
     embedded: np.ndarray  # (N,) bool: rows of faces.embeddings valid this frame
     ended: list[EndedTrack] = field(default_factory=list)
+    blur: np.ndarray | None = None  # (N,) 0..1 sharpness of embedded crops (appearance.blur_quality), or None
 
 
 @dataclass
 class _TrackState:
+    public_id: int
     votes: TrackVotes
+    appearance: TrackAppearance
     bbox: list[float]
     frame: int
     pts: float
@@ -46,15 +56,19 @@ class _TrackState:
 
 class RecognitionStage:
     def __init__(self, manifest: ModelManifest, gallery: Gallery, voting: VotingConfig | None = None,
-                 threshold: float | None = None) -> None:
+                 threshold: float | None = None, appearance: AppearanceConfig | None = None) -> None:
         gallery.check_compatible(manifest)
         self.manifest = manifest
         self.gallery = gallery
         self.voting = voting or VotingConfig()
+        self.appearance = appearance or AppearanceConfig()
         self.threshold = threshold or manifest.threshold
-        self.tracks: dict[int, _TrackState] = {}
+        self.tracks: dict[int, _TrackState] = {}  # by the tracker's id
+        self._next_public_id = 1
         self._status: list[tuple[int, bool]] = []
-        self.counts = {"frames": 0, "observations": 0, "tracks": 0, "identity_events": 0}
+        #: per face of the last processed frame: (published track id, decided name or None)
+        self.frame_tracks: list[tuple[int, str | None]] = []
+        self.counts = {"frames": 0, "observations": 0, "tracks": 0, "identity_events": 0, "splits": 0}
 
     def process(self, result: FrameResult) -> list[Event]:
         self.counts["frames"] += 1
@@ -67,28 +81,40 @@ class RecognitionStage:
         if len(rows):
             names, distances = self.gallery.match(faces.embeddings[rows])
         matched = {int(r): (names[i], float(distances[i])) for i, r in enumerate(rows)}
+        quality = face_quality(faces, self.voting.full_weight_px)
+        if result.blur is not None:
+            quality = quality * np.nan_to_num(result.blur, nan=1.0)
+        self.frame_tracks = []
         for i, tid in enumerate(int(t) for t in faces.track_id):
             bbox = [round(float(v), 1) for v in faces.xyxy[i]]
             state = self.tracks.get(tid)
             if state is None:
-                state = _TrackState(TrackVotes(self.voting, self.threshold), bbox, result.frame, result.pts)
-                self.tracks[tid] = state
-                self.counts["tracks"] += 1
-                events.append(self._event("track_started", result, tid, state, now))
+                state = self._start(tid, result, bbox, now, events)
             state.bbox, state.frame, state.pts = bbox, result.frame, result.pts
             if i in matched:
+                embedding = faces.embeddings[i]
+                if self._taken_by_another(state, embedding):
+                    self.counts["splits"] += 1
+                    events.extend(self._end(tid, result.source, now, "appearance_changed"))
+                    state = self._start(tid, result, bbox, now, events)
+                    self._status.append((tid, False))
                 name, distance = matched[i]
                 state.last_distance = distance
                 self.counts["observations"] += 1
+                state.appearance.add(embedding, float(quality[i]))
                 changed = state.votes.observe(name, distance, float(faces.widths[i]))
+                if self.appearance.aggregate and state.appearance.count >= self.voting.min_votes:
+                    mean_names, mean_distances = self.gallery.match(state.appearance.mean)
+                    changed |= state.votes.adopt(mean_names[0], float(mean_distances[0]))
                 if changed:
                     self.counts["identity_events"] += 1
-                    events.append(self._event("identity", result, tid, state, now))
+                    events.append(self._event("identity", result, state, now))
                 if state.votes.confident != state.confident:
                     state.confident = state.votes.confident
                     self._status.append((tid, state.confident))
+            self.frame_tracks.append((state.public_id, state.votes.decided))
         for ended in result.ended:
-            events.extend(self._end(ended.track_id, result.source, now))
+            events.extend(self._end(ended.track_id, result.source, now, ended.reason))
         return events
 
     def flush(self, source: str) -> list[Event]:
@@ -96,7 +122,7 @@ class RecognitionStage:
         now = time.time()
         events: list[Event] = []
         for tid in list(self.tracks):
-            events.extend(self._end(tid, source, now))
+            events.extend(self._end(tid, source, now, "end_of_source"))
         return events
 
     def take_status_updates(self) -> list[tuple[int, bool]]:
@@ -104,27 +130,43 @@ class RecognitionStage:
         return updates
 
     def label(self, track_id: int) -> str:
+        """Annotation text for a tracker track id."""
         state = self.tracks.get(track_id)
-        if state is None or state.votes.decided is None:
+        if state is None:
             return f"#{track_id} unknown"
-        return f"#{track_id} {state.votes.decided}"
+        return f"#{state.public_id} {state.votes.decided or 'unknown'}"
 
     def stats(self) -> dict:
         return dict(self.counts, open_tracks=len(self.tracks))
 
     # -- internals -------------------------------------------------------------------------------
-    def _end(self, track_id: int, source: str, now: float) -> list[Event]:
+    def _start(self, tid: int, result: FrameResult, bbox: list[float], now: float, events: list[Event]) -> _TrackState:
+        state = _TrackState(self._next_public_id, TrackVotes(self.voting, self.threshold),
+                            TrackAppearance(self.manifest), bbox, result.frame, result.pts)
+        self._next_public_id += 1
+        self.tracks[tid] = state
+        self.counts["tracks"] += 1
+        events.append(self._event("track_started", result, state, now))
+        return state
+
+    def _taken_by_another(self, state: _TrackState, embedding: np.ndarray) -> bool:
+        cfg = self.appearance
+        if state.appearance.count < cfg.min_observations:
+            return False
+        return state.appearance.distance(embedding) > cfg.split_factor * self.threshold
+
+    def _end(self, track_id: int, source: str, now: float, reason: str) -> list[Event]:
         state = self.tracks.pop(track_id, None)
         if state is None:
             return []
         name, score, distance = state.votes.decision()
-        return [Event(type="track_ended", source=source, track_id=track_id, identity=name, score=score,
+        return [Event(type="track_ended", source=source, track_id=state.public_id, identity=name, score=score,
                       distance=distance, bbox=state.bbox, frame=state.frame, pts=round(state.pts, 3), ts=now,
-                      votes=state.votes.summary())]
+                      votes=state.votes.summary(), reason=reason)]
 
-    def _event(self, kind: str, result: FrameResult, track_id: int, state: _TrackState, now: float) -> Event:
+    def _event(self, kind: str, result: FrameResult, state: _TrackState, now: float) -> Event:
         name, score, distance = state.votes.decision()
         if kind == "track_started":
             distance = None
-        return Event(type=kind, source=result.source, track_id=track_id, identity=name, score=score,
+        return Event(type=kind, source=result.source, track_id=state.public_id, identity=name, score=score,
                      distance=distance, bbox=state.bbox, frame=result.frame, pts=round(result.pts, 3), ts=now)

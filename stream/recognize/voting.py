@@ -55,6 +55,7 @@ class TrackVotes:
         self.best_distance: dict[str, float] = {}
         self.observations = 0
         self.decided: str | None = None
+        self.by_aggregate = False  # decided by the track's mean embedding rather than by votes
 
     def weight(self, distance: float, face_px: float) -> tuple[str | None, float]:
         cfg = self.config
@@ -78,8 +79,34 @@ class TrackVotes:
         if label != UNKNOWN:
             self.best_distance[label] = min(self.best_distance.get(label, float("inf")), float(distance))
         before = self.decided
-        self.decided = self._decide()
+        if not self.by_aggregate:  # a name from the mean stands or falls with the mean (adopt)
+            self.decided = self._decide()
         return before != self.decided
+
+    def adopt(self, name: str | None, distance: float) -> bool:
+        """Evidence from the track's mean embedding, given after each observation.
+
+        Names an undecided track whose mean matches ``name`` within the threshold, unless the
+        votes favour another name; withdraws a name it gave once the mean no longer matches it.
+        True when the decided identity changed.
+        """
+        matches = name is not None and distance <= self.threshold
+        if self.by_aggregate:
+            given, self.decided = self.decided, None
+            voted = self._decide()  # the votes, had the mean said nothing
+            if voted is None and matches and name == given:
+                self.decided = given
+                self.best_distance[name] = min(self.best_distance.get(name, float("inf")), float(distance))
+                return False
+            self.decided, self.by_aggregate = voted, False
+            return voted != given
+        if self.decided is not None or not matches or self.observations < self.config.min_votes:
+            return False
+        if any(k not in (UNKNOWN, name) and c >= self.config.min_votes for k, c in self.counts.items()):
+            return False
+        self.decided, self.by_aggregate = name, True
+        self.best_distance[name] = min(self.best_distance.get(name, float("inf")), float(distance))
+        return True
 
     def _decide(self) -> str | None:
         cfg = self.config
@@ -119,7 +146,8 @@ class TrackVotes:
         """(name or None, score 0..1, best distance of that name)."""
         if self.decided is None:
             return None, 0.0, None
-        return self.decided, round(self.share, 4), round(self.best_distance.get(self.decided, float("nan")), 4)
+        share = max(self.share, self.config.confident_share) if self.by_aggregate else self.share
+        return self.decided, round(share, 4), round(self.best_distance.get(self.decided, float("nan")), 4)
 
     def summary(self) -> dict:
         def key(k: str) -> str:
@@ -127,6 +155,7 @@ class TrackVotes:
 
         return {
             "decided": self.decided,
+            "by_aggregate": self.by_aggregate,
             "score": round(self.share, 4),
             "observations": self.observations,
             "counts": {key(k): v for k, v in self.counts.items()},

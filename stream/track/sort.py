@@ -37,6 +37,7 @@ class EndedTrack:
     last_frame: int
     hits: int
     last_bbox: tuple[float, float, float, float]
+    reason: str = "lost"  # lost (unseen for max_age frames), scene_cut, end_of_source
 
 
 class _Track:
@@ -132,9 +133,9 @@ class SortTracker:
         ended, self._ended = self._ended, []
         return ended
 
-    def end_all(self) -> list[EndedTrack]:
-        """End every open track (end of stream); returns them with any not yet popped."""
-        self._ended.extend(self._ended_record(t) for t in self._tracks)
+    def end_all(self, reason: str = "end_of_source") -> list[EndedTrack]:
+        """End every open track (end of stream, scene cut); returns them with any not yet popped."""
+        self._ended.extend(self._ended_record(t, reason) for t in self._tracks)
         self._tracks = []
         return self.pop_ended()
 
@@ -144,6 +145,6 @@ class SortTracker:
         self._frame = -1
 
     @staticmethod
-    def _ended_record(track: _Track) -> EndedTrack:
+    def _ended_record(track: _Track, reason: str = "lost") -> EndedTrack:
         return EndedTrack(track.id, track.first_frame, track.last_frame, track.hits,
-                          tuple(float(v) for v in track.last_box))  # type: ignore[arg-type]
+                          tuple(float(v) for v in track.last_box), reason)  # type: ignore[arg-type]

@@ -25,10 +25,56 @@ def test_events_for_a_track_life(default_model):
                                         [EndedTrack(4, 0, 5, 6, (10, 10, 110, 110))]))
     events += stage.flush("cam1")
     kinds = [(e.type, e.track_id, e.identity) for e in events]
-    assert kinds == [("track_started", 4, None), ("identity", 4, "ann"), ("track_started", 9, None),
-                     ("track_ended", 4, "ann"), ("track_ended", 9, None)]
+    # Published ids are the stage's own (1, 2, ...), not the tracker's (4, 9).
+    assert kinds == [("track_started", 1, None), ("identity", 1, "ann"), ("track_started", 2, None),
+                     ("track_ended", 1, "ann"), ("track_ended", 2, None)]
+    assert [e.reason for e in events if e.type == "track_ended"] == ["lost", "end_of_source"]
     identity = events[1]
     assert identity.frame == 2 and identity.source == "cam1" and identity.bbox == [10, 10, 110, 110]
     assert events[3].votes["counts"] == {"ann": 6}
     assert stage.take_status_updates() == [(4, True)]
     assert stage.label(4) == "#4 unknown"  # ended: forgotten
+
+
+def _face(tid: int, embedding: np.ndarray, x: float = 10) -> Faces:
+    box = np.array([[x, 10, x + 100, 110]], np.float32)
+    kps = np.array([[[x + 30, 40], [x + 70, 40], [x + 50, 60], [x + 50, 85], [x + 10, 50], [x + 90, 50]]])
+    return Faces(box, [0.9], kps, track_id=[tid], embeddings=embedding[None])
+
+
+def test_a_track_that_takes_another_face_is_split_and_the_name_stays_behind(default_model):
+    """The tracker hands track 7 from ann to bob (a crossing): ann's name must not go with it."""
+    manifest = default_model.manifest
+    rng = np.random.default_rng(0)
+    ann, bob = rng.normal(0, 0.1, (2, 128)).astype(np.float32)
+    gallery = Gallery.new(manifest)
+    gallery.add("ann", ann[None])
+    gallery.add("bob", bob[None])
+    assert np.linalg.norm(ann - bob) > 1.25 * manifest.threshold
+    stage = RecognitionStage(manifest, gallery, VotingConfig(min_votes=3))
+    events, names = [], []
+    for frame in range(12):
+        person = ann if frame < 6 else bob
+        events += stage.process(FrameResult("cam1", frame, frame / 30, 0.0, _face(7, person + 0.01), np.array([True])))
+        names.append(stage.frame_tracks[0])
+    kinds = [(e.type, e.track_id, e.identity, e.reason) for e in events]
+    assert kinds == [("track_started", 1, None, None), ("identity", 1, "ann", None),
+                     ("track_ended", 1, "ann", "appearance_changed"), ("track_started", 2, None, None),
+                     ("identity", 2, "bob", None)]
+    assert [n for _, n in names[6:]].count("ann") == 0  # never shown with ann's name
+    assert stage.counts["splits"] == 1
+    assert stage.take_status_updates()[-2:] == [(7, False), (7, True)]  # re-embedded every frame, then calm
+
+
+def test_a_turned_face_of_the_same_person_does_not_split(default_model):
+    manifest = default_model.manifest
+    rng = np.random.default_rng(1)
+    ann = rng.normal(0, 0.1, 128).astype(np.float32)
+    gallery = Gallery.new(manifest)
+    gallery.add("ann", ann[None])
+    stage = RecognitionStage(manifest, gallery, VotingConfig(min_votes=3))
+    for frame in range(10):
+        # same-person spread: ~0.5 from the mean, inside the 0.75 split distance
+        noisy = ann + rng.normal(0, 0.5 / np.sqrt(128), 128).astype(np.float32)
+        stage.process(FrameResult("cam1", frame, 0.0, 0.0, _face(3, noisy), np.array([True])))
+    assert stage.counts["splits"] == 0 and stage.counts["tracks"] == 1
