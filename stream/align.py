@@ -103,10 +103,10 @@ def load_face_crops(paths: Iterable[Path], manifest: ModelManifest, detector=Non
 
     Images that fail to decode raise; images without faces contribute nothing (logged).
     """
-    from stream.detect.mediapipe_detector import MediaPipeFaceDetector
+    from stream.detect import FaceDetector
 
     own = detector is None
-    detector = detector or MediaPipeFaceDetector()
+    detector = detector or FaceDetector()
     aligner = FaceAligner.for_model(manifest)
     crops: list[np.ndarray] = []
     try:

@@ -21,18 +21,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_arg(p)
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per image: {image, faces: [{bbox, score, embedding}]}")
-    p.add_argument("--detector", choices=["short", "full"], default="short", help="MediaPipe model range")
+    p.add_argument("--detector", choices=["short", "full"], default="full",
+                   help="BlazeFace model for the scan (large photos are scanned in tiles either way)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from stream.align import FaceAligner, read_image
-    from stream.detect.mediapipe_detector import DetectorConfig, MediaPipeFaceDetector
+    from stream.detect import DetectorConfig, FaceDetector
 
     model = load_model(args.model)
     aligner = FaceAligner.for_model(model.manifest)
     failures = 0
-    with MediaPipeFaceDetector(DetectorConfig(model=args.detector, min_face_px=0)) as detector, \
+    with FaceDetector(DetectorConfig(model=args.detector)) as detector, \
             cpu_engine(model) as engine:
         for path in args.images:
             try:

@@ -56,7 +56,7 @@ def collect(args: argparse.Namespace) -> list[tuple[str, Path]]:
 
 def run(args: argparse.Namespace) -> int:
     from stream.align import FaceAligner, read_image
-    from stream.detect.mediapipe_detector import DetectorConfig, MediaPipeFaceDetector
+    from stream.detect import FaceDetector
     from stream.recognize.gallery import Gallery
 
     pairs = collect(args)
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     aligner = FaceAligner.for_model(model.manifest)
     added: dict[str, int] = {}
     skipped = 0
-    with MediaPipeFaceDetector(DetectorConfig(min_face_px=0)) as detector, cpu_engine(model) as engine:
+    with FaceDetector() as detector, cpu_engine(model) as engine:
         for name, path, image in images:
             faces = detector.detect(image)
             if len(faces) != 1:
