@@ -99,10 +99,11 @@ class DetectorConfig(BaseModel):
         description="video: frames over which the full tiled scan is spread (tracked faces are refined every "
                     "frame; a scene cut or an empty frame scans at once)",
     )
-    closer_look_model: Literal["short", "full"] = Field(
-        default="short",
-        description="model for the closer looks at tracks and candidates: there a face fills an eighth to a "
-                    "quarter of the image, where the short-range model is surest and 1.6x faster",
+    closer_look_model: Literal["short", "full", "both"] = Field(
+        default="both",
+        description="model for the closer looks at tracks and candidates. both: short-range first (1.6x "
+                    "faster, best on the Hamilton clip), full-range for the regions where it found nothing "
+                    "(short alone refinds 23 of 31 true faces of composed 1080p frames, full all 31)",
     )
     verify: bool = Field(
         default=True,

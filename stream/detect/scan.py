@@ -47,20 +47,24 @@ class FaceDetector:
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self.config = config or DetectorConfig()
         self.model = MediaPipeFaceDetector(self.config)
-        self.close_model = (self.model if self.config.closer_look_model == self.config.model
-                            else MediaPipeFaceDetector(self.config, model=self.config.closer_look_model))
+        # The closer looks' models: the first one's misses get a look by the second, if any.
+        wanted = {"short": ["short"], "full": ["full"], "both": ["short", "full"]}[self.config.closer_look_model]
+        self.close_models = [self.model if name == self.config.model else MediaPipeFaceDetector(self.config, model=name)
+                             for name in wanted]
         self._tiles: dict[tuple[int, int], np.ndarray] = {}
         self.calls = 0  # detector passes, for cost figures
 
     def load(self) -> FaceDetector:
         self.model.load()
         if self.config.tiling != "off":
-            self.close_model.load()
+            for model in self.close_models:
+                model.load()
         return self
 
     def close(self) -> None:
         self.model.close()
-        self.close_model.close()
+        for model in self.close_models:
+            model.close()
 
     def __enter__(self) -> FaceDetector:
         return self
@@ -108,12 +112,19 @@ class FaceDetector:
         return self.model.detect(image, min_face_px)
 
     def _closer(self, image: np.ndarray, boxes: np.ndarray) -> Faces:
-        def detect(mosaic: np.ndarray) -> Faces:
-            self.calls += 1
-            return self.close_model.detect(mosaic, 0)
+        found: list[Faces] = []
+        todo = np.arange(len(boxes))
+        for model in self.close_models:
+            def detect(mosaic: np.ndarray, model: MediaPipeFaceDetector = model) -> Faces:
+                self.calls += 1
+                return model.detect(mosaic, 0)
 
-        faces, _ = look_closer(detect, image, boxes)
-        return merge_faces(faces)
+            faces, owner = look_closer(detect, image, boxes[todo])
+            found.append(faces)
+            todo = np.setdiff1d(todo, todo[owner])
+            if not len(todo):
+                break
+        return merge_faces(concat_faces(found))
 
     def _scan(self, image: np.ndarray, tiles: np.ndarray) -> tuple[Faces, np.ndarray]:
         """Detections of the given tiles in frame pixels, and whether each is cut by a tile edge."""

@@ -45,8 +45,8 @@ class EmbeddingCadence:
         self._last_embedded.pop(track_id, None)
 
 
-def in_doubt(boxes: np.ndarray, margin: float = 0.25) -> np.ndarray:
-    """(N,) bool: faces whose boxes, grown by ``margin`` of their size, touch another face's.
+def in_doubt(boxes: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """(N,) bool: faces whose boxes (grown by ``margin`` of their size) overlap another face's.
 
     Two faces that close can swap tracks (one passing in front of the other), so neither
     association is trusted without an embedding.
