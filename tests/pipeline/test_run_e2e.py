@@ -298,3 +298,37 @@ def test_live_camera_to_a_zeromq_subscriber(engines_dir, default_model, gallery,
     assert all(e["identity"] in IN_CLIP | {None} for e in events)
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["interrupted"] and summary["frames"] > 30
+
+
+def _iou(a, b) -> float:
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_two_people_crossing_keep_their_own_names(cli, gallery, tmp_path):
+    """Two real faces walk past each other (Obama in front, Lin-Manuel Miranda hidden for a while),
+    then a hard cut swaps their sides: every named row of --tracks-out is on the right person."""
+    from tests.support.scenes import write_crossing_video
+
+    truth = write_crossing_video(tmp_path / "crossing.mp4")
+    cut = truth["cut_frame"]
+    cli("run", "--source", tmp_path / "crossing.mp4", "--gallery", gallery, "--events-out", tmp_path / "ev.jsonl",
+        "--tracks-out", tmp_path / "tracks.txt", "--no-progress", check=True)
+    person = {"lin-manuel-miranda": "lin-manuel-miranda", "obama": "barack-obama"}
+    named_at: dict[str, list[int]] = {"lin-manuel-miranda": [], "barack-obama": []}
+    track_frames: dict[int, list[int]] = {}
+    for frame, track, x, y, w, h, _conf, name in read_mot(tmp_path / "tracks.txt"):
+        index = frame - 1
+        track_frames.setdefault(track, []).append(index)
+        overlaps = [(_iou([x, y, x + w, y + h], box), who) for who, box in truth["boxes"][index].items() if box]
+        best, who = max(overlaps, default=(0.0, None))
+        if name:
+            assert best > 0.3 and person[who] == name, f"frame {index}: track {track} named {name} on {who}"
+            named_at[name].append(index)
+    for name, frames in named_at.items():
+        assert any(f < 30 for f in frames), f"{name} not named before the crossing"
+        assert any(60 <= f < cut for f in frames), f"{name} not named after the crossing"
+        assert any(f >= cut + 10 for f in frames), f"{name} not named after the cut"
+    for track, frames in track_frames.items():
+        assert max(frames) < cut or min(frames) >= cut, f"track {track} spans the cut"
