@@ -189,15 +189,7 @@ def build_detector(kv: dict[str, Any]) -> tuple[Any, str]:
 
 # -- matching ---------------------------------------------------------------------------------------
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6)
+from stream.track.sort import iou_matrix  # noqa: E402 - after the sys.path insert
 
 
 def _inside(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -2,9 +2,9 @@
 
 BlazeFace letterboxes whatever it is given to its square input, so a face is found only when it
 is a large enough share of the image's long side (``min_face_share`` in the detector's model
-facts). A tile is as large as it can be while ``min_face_px`` still reaches that share. Tiles
-overlap by the largest face the whole-frame pass may miss, so every face small enough to need a
-tile lies whole inside at least one.
+facts). The smallest tiles are as large as they can be while ``min_face_px`` still reaches that
+share; levels of larger tiles in between see the mid-sized faces, so every face lies whole inside
+a tile (or the whole frame) that is small enough to see it.
 """
 
 from __future__ import annotations
@@ -13,23 +13,31 @@ import math
 
 import numpy as np
 
+LEVEL_RATIO = 2.5  # each level's tiles are this much smaller than the level above
+
 
 def plan_tiles(width: int, height: int, min_face_px: float, min_face_share: float) -> np.ndarray:
     """(T, 4) int xyxy tiles covering the frame; row 0 is always the whole frame.
 
-    No further tiles when the whole frame already sees ``min_face_px`` faces.
+    A pyramid: each level's tiles are ``LEVEL_RATIO`` times smaller than the level above and overlap
+    by the smallest face that level above still finds (with 20% to spare), down to the tile that
+    finds ``min_face_px`` faces. One level of smallest tiles alone would have to overlap by the
+    smallest face the whole frame finds: on a 1080p frame for 24 px faces that is 61 tiles instead
+    of 35. No further tiles when the whole frame already sees ``min_face_px`` faces.
     """
-    whole = np.array([[0, 0, width, height]], np.int32)
     long_side = max(width, height)
+    tiles = [(0, 0, width, height)]
     if min_face_px <= 0 or min_face_px >= min_face_share * long_side:
-        return whole
-    side = math.ceil(min_face_px / min_face_share)
-    # Faces up to what the whole-frame pass finds must fit whole in some tile.
-    overlap = min(side // 2, math.ceil(1.2 * min_face_share * long_side))
-    xs = _starts(width, side, overlap)
-    ys = _starts(height, side, overlap)
-    tiles = [(x, y, min(x + side, width), min(y + side, height)) for y in ys for x in xs]
-    return np.vstack([whole, np.array(tiles, np.int32)])
+        return np.array(tiles, np.int32)
+    smallest = math.ceil(min_face_px / min_face_share)
+    above = long_side
+    while above > smallest:
+        side = max(smallest, math.ceil(above / LEVEL_RATIO))
+        overlap = min(side // 2, math.ceil(1.2 * min_face_share * above))
+        tiles += [(x, y, min(x + side, width), min(y + side, height))
+                  for y in _starts(height, side, overlap) for x in _starts(width, side, overlap)]
+        above = side
+    return np.array(tiles, np.int32)
 
 
 def _starts(length: int, side: int, overlap: int) -> list[int]:

@@ -10,19 +10,23 @@ from stream.faces import NUM_KEYPOINTS, Faces
 
 @pytest.mark.parametrize(("width", "height", "min_px"), [(1920, 1080, 24), (1920, 1080, 40), (640, 360, 24),
                                                          (1280, 720, 24)])
-def test_every_small_face_lies_whole_in_a_tile(width, height, min_px):
+def test_every_face_lies_whole_in_a_tile_small_enough_to_see_it(width, height, min_px):
     share = 0.07
     tiles = plan_tiles(width, height, min_px, share)
     assert tuple(tiles[0]) == (0, 0, width, height)
-    inner = tiles[1:]
-    assert len(inner) and (inner[:, 2] - inner[:, 0]).max() * share <= min_px + 1
-    largest_missed = share * max(width, height)  # the whole-frame pass finds faces above this
+    sides = np.maximum(tiles[:, 2] - tiles[:, 0], tiles[:, 3] - tiles[:, 1])
+    assert sides[1:].min() * share <= min_px + 1
     rng = np.random.default_rng(0)
-    for _ in range(500):
-        size = rng.uniform(min_px, largest_missed)
+    for _ in range(1000):
+        size = rng.uniform(min_px, min(height, share * max(width, height) * 1.5))
         x, y = rng.uniform(0, width - size), rng.uniform(0, height - size)
-        inside = (inner[:, 0] <= x) & (inner[:, 1] <= y) & (inner[:, 2] >= x + size) & (inner[:, 3] >= y + size)
-        assert inside.any(), (x, y, size)
+        inside = (tiles[:, 0] <= x) & (tiles[:, 1] <= y) & (tiles[:, 2] >= x + size) & (tiles[:, 3] >= y + size)
+        sees = sides * share <= size + 1  # the tile sizes are rounded up to whole pixels
+        assert (inside & sees).any(), (x, y, size)
+
+
+def test_a_1080p_frame_needs_35_tiles_for_24px_faces():
+    assert len(plan_tiles(1920, 1080, 24, 0.07)) == 35
 
 
 def test_a_frame_the_model_sees_whole_gets_no_tiles():
