@@ -199,10 +199,14 @@ class VideoFaces:
         """Tracked faces of a frame, the tracks that ended, and which faces to embed now."""
         from stream.track.cadence import in_doubt
 
-        cut = self.scenes.is_cut(image)
-        # No track survives a cut: whoever is at the same place in the next shot is someone else.
-        ended = self.tracker.end_all(reason="scene_cut") if cut else []
         predicted = self.tracker.predicted_boxes()
+        cut = self.scenes.is_cut(image, predicted)
+        # No track survives a cut: whoever is at the same place in the next shot is someone else.
+        if cut:
+            ended = self.tracker.end_all(reason="scene_cut")
+            predicted = predicted[:0]
+        else:
+            ended = []
         full = self.planner.full_scan(frame, len(predicted), cut)
         faces = self.tracker.update(detector.detect_frame(image, frame, predicted, full_scan=full))
         ended += self.tracker.pop_ended()
