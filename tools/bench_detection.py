@@ -52,27 +52,12 @@ MIN_PX = {"hamilton": 24}
 
 # -- data ---------------------------------------------------------------------------------------------
 
-def clip_frames(every: int) -> Iterator[tuple[int, np.ndarray]]:
-    cap = cv2.VideoCapture(str(scenes.HAMILTON))
-    try:
-        index = 0
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if index % every == 0:
-                yield index, frame
-            index += 1
-    finally:
-        cap.release()
-
-
 def load_dataset(name: str, every: int, max_frames: int | None
                  ) -> list[tuple[int, np.ndarray, np.ndarray | None]]:
     """[(frame index, BGR image, true boxes or None)]."""
     source: Iterator[tuple[int, np.ndarray, np.ndarray | None]]
     if name == "hamilton":
-        source = ((i, f, None) for i, f in clip_frames(every))
+        source = ((i, f, None) for i, f in scenes.clip_frames(every))
     elif name == "canvas-half":
         source = ((i, f, None) for i, f in scenes.hamilton_canvas_frames(0.5, every=every))
     elif name == "canvas-third":
@@ -136,7 +121,7 @@ def reference_boxes(reference: Reference, dataset: str, index: int, image: np.nd
         return reference.boxes(dataset, index, image)
     scale = CANVAS_SCALE[dataset]
     x0, y0 = scenes.canvas_offset(scale)
-    native = dict(clip_frames(every))[index]
+    native = dict(scenes.clip_frames(every))[index]
     return reference.boxes("hamilton", index, native) * scale + np.array([x0, y0, x0, y0], np.float32)
 
 

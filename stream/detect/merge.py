@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stream.boxes import intersections
 from stream.faces import Faces
 
 
@@ -15,13 +16,7 @@ def overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)), np.float32)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    inter, area_a, area_b = intersections(a, b)
     return (inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)).astype(np.float32)
 
 

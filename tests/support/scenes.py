@@ -155,10 +155,8 @@ def canvas_offset(scale: float, size: tuple[int, int] = (1920, 1080), clip: tupl
     return int(0.7 * (size[0] - sw)), int(0.3 * (size[1] - sh))
 
 
-def hamilton_canvas_frames(scale: float, every: int = 10, size: tuple[int, int] = (1920, 1080)
-                           ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(index, frame)`` for every ``every``-th clip frame, shrunk by ``scale`` onto the canvas."""
-    canvas = _canvas_base(size)
+def clip_frames(every: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, frame)`` for every ``every``-th frame of the Hamilton clip."""
     cap = cv2.VideoCapture(str(HAMILTON))
     try:
         index = 0
@@ -167,10 +165,18 @@ def hamilton_canvas_frames(scale: float, every: int = 10, size: tuple[int, int] 
             if not ok:
                 break
             if index % every == 0:
-                yield index, _place_on_canvas(frame, scale, canvas)
+                yield index, frame
             index += 1
     finally:
         cap.release()
+
+
+def hamilton_canvas_frames(scale: float, every: int = 10, size: tuple[int, int] = (1920, 1080)
+                           ) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, frame)`` for every ``every``-th clip frame, shrunk by ``scale`` onto the canvas."""
+    canvas = _canvas_base(size)
+    for index, frame in clip_frames(every):
+        yield index, _place_on_canvas(frame, scale, canvas)
 
 
 def write_hamilton_canvas(path: str | Path, scale: float, size: tuple[int, int] = (1920, 1080)) -> Path:
