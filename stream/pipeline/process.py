@@ -42,7 +42,6 @@ def init_process(shared: Shared, index: int, title: str) -> None:
         level=getattr(logging, shared.log_level),
         format=f"%(asctime)s %(levelname)s {title}[%(process)d] %(name)s: %(message)s",
     )
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     set_process_name(f"fs-{title.split(':')[0]}")
     beat(shared, index)
 

@@ -68,6 +68,19 @@ def probe_source(spec: SourceSpec, open_timeout_s: float = 10.0) -> SourceInfo:
         source.close()
 
 
+#: Read by OpenBLAS and OpenMP when numpy loads, which in a spawned worker happens while it unpickles
+#: its target, before any of our code runs: so they must be in the environment it inherits. Each
+#: worker does small matrix work; a pool of spinning BLAS threads per process only burns the cores
+#: the other stages need (seen: an idle detect worker at 94% of a core in sched_yield).
+_WORKER_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def single_threaded_math_in_workers() -> None:
+    """One BLAS/OpenMP thread in every process spawned from here on, unless the user set otherwise."""
+    for name in _WORKER_THREAD_VARS:
+        os.environ.setdefault(name, "1")
+
+
 def run_pipeline(
     config: AppConfig,
     sources: list[SourceSpec],
@@ -91,6 +104,7 @@ def run_pipeline(
         Gallery.load(config.gallery, manifest)  # fail now, in one line, not inside a worker
     infos = [probe_source(s, config.sources.open_timeout_s) for s in sources]
     ctx = mp.get_context("spawn")  # CUDA and MediaPipe must never inherit a forked parent's state
+    single_threaded_math_in_workers()
     run_id = f"fs{os.getpid()}-{secrets.token_hex(3)}"
     layouts = {info.spec.name: _layout(run_id, i, info, config, manifest) for i, info in enumerate(infos)}
     rings = {name: FrameRing.create(layout) for name, layout in layouts.items()}
