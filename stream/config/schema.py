@@ -23,13 +23,13 @@ log = logging.getLogger(__name__)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ModelConfig(_Section):
     name: str = Field(default="dlib-resnet-v1", description="embedding model (see `facestream models list`)")
     threshold: float | None = Field(
-        default=None, gt=0, description="match threshold; null = the model manifest's default"
+        default=None, gt=0, le=100, description="match threshold; null = the model manifest's default"
     )
 
 
@@ -60,9 +60,10 @@ class PipelineConfig(_Section):
     max_frame_width: int = Field(default=1920, ge=64, le=8192, description="live frames above this are scaled down")
     max_frame_height: int = Field(default=1080, ge=64, le=8192, description="live frames above this are scaled down")
     max_restarts: int = Field(default=5, ge=0, le=1000, description="restarts per process before giving up")
-    restart_window_s: float = Field(default=60.0, gt=0, description="window over which restarts are counted")
+    restart_window_s: float = Field(default=60.0, gt=0, le=86_400,
+                                    description="window over which restarts are counted")
     stall_timeout_s: float = Field(
-        default=30.0, gt=0, description="a worker whose heartbeat is older than this is restarted"
+        default=30.0, gt=0, le=3600, description="a worker whose heartbeat is older than this is restarted"
     )
 
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class EngineConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["auto", "tensorrt", "onnxruntime"] = Field(
         default="auto", description="auto: TensorRT when a GPU and TensorRT are present, else ONNX Runtime")

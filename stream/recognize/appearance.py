@@ -16,7 +16,7 @@ from stream.models.manifest import ModelManifest
 
 
 class AppearanceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     split_factor: float = Field(
         default=1.25, gt=0.0, le=10.0,

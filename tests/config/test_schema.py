@@ -43,6 +43,13 @@ def test_missing_file_means_defaults():
         ("- a\n- b\n", ["must be a mapping"]),
         ("engine:\n  min_batch: 8\n  opt_batch: 4\n", ["engine", "min_batch <= opt_batch"]),
         ("sources:\n  reconnect_initial_s: 5\n  reconnect_max_s: 1\n", ["reconnect_max_s"]),
+        # no setting takes infinity, NaN or an absurd finite value (1e400 parses as inf)
+        ("pipeline:\n  stall_timeout_s: 1e400\n", ["line 2", "pipeline.stall_timeout_s", "finite"]),
+        ("pipeline:\n  stall_timeout_s: 1e308\n", ["line 2", "pipeline.stall_timeout_s", "less than or equal"]),
+        ("pipeline:\n  restart_window_s: .inf\n", ["line 2", "pipeline.restart_window_s"]),
+        ("voting:\n  decay: .nan\n", ["line 2", "voting.decay", "finite"]),
+        ("detector:\n  min_confidence: .nan\n", ["line 2", "detector.min_confidence"]),
+        ("model:\n  threshold: 1e999\n", ["line 2", "model.threshold"]),
     ],
 )
 def test_errors_are_one_line_with_file_line_and_key(tmp_path: Path, text: str, needles: list[str]):
