@@ -150,21 +150,13 @@ def parse_setting(spec: str) -> tuple[str, dict[str, Any]]:
 
 
 def build_detector(kv: dict[str, Any]) -> tuple[Any, str]:
-    """A loaded detector for these DetectorConfig fields, and a note on what was built."""
-    from stream.detect.mediapipe_detector import DetectorConfig, MediaPipeFaceDetector
-
-    try:
-        from stream.detect import FaceDetector
-    except ImportError:
-        FaceDetector = None
+    """A loaded FaceDetector for these DetectorConfig fields, and a note on what was built."""
+    from stream.detect import DetectorConfig, FaceDetector
 
     kv = dict(kv)
     note = ""
-    if FaceDetector is None:
-        kv.setdefault("min_face_px", 0)
-        return MediaPipeFaceDetector(DetectorConfig(**kv)).load(), "MediaPipeFaceDetector"
-    # In FaceDetector, min_face_px also sizes the tiles (0 = no tiles), so keep its default when tiling;
-    # scoring filters by --min-px anyway.
+    # min_face_px also sizes the tiles (0 = no tiles), so keep its default when tiling; scoring
+    # filters by --min-px anyway.
     if kv.get("tiling") == "off":
         kv.setdefault("min_face_px", 0)
     elif "min_face_px" not in kv:

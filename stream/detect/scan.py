@@ -62,8 +62,7 @@ class FaceDetector:
         return self
 
     def close(self) -> None:
-        self.model.close()
-        for model in self.close_models:
+        for model in {id(m): m for m in [self.model, *self.close_models]}.values():
             model.close()
 
     def __enter__(self) -> FaceDetector:
@@ -107,19 +106,16 @@ class FaceDetector:
         return self._finish(image_bgr, tracked, self._scan(image_bgr, chosen))
 
     # -- internals -------------------------------------------------------------------------------
-    def _pass(self, image: np.ndarray, min_face_px: int | None = None) -> Faces:
+    def _pass(self, image: np.ndarray, min_face_px: int | None = None,
+              model: MediaPipeFaceDetector | None = None) -> Faces:
         self.calls += 1
-        return self.model.detect(image, min_face_px)
+        return (model or self.model).detect(image, min_face_px)
 
     def _closer(self, image: np.ndarray, boxes: np.ndarray) -> Faces:
         found: list[Faces] = []
         todo = np.arange(len(boxes))
         for model in self.close_models:
-            def detect(mosaic: np.ndarray, model: MediaPipeFaceDetector = model) -> Faces:
-                self.calls += 1
-                return model.detect(mosaic, 0)
-
-            faces, owner = look_closer(detect, image, boxes[todo])
+            faces, owner = look_closer(lambda mosaic, m=model: self._pass(mosaic, 0, m), image, boxes[todo])
             found.append(faces)
             todo = np.setdiff1d(todo, todo[owner])
             if not len(todo):

@@ -23,14 +23,12 @@ class MotWriter:
             self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
         except OSError as exc:
             raise FacestreamError(f"{self.path}: cannot write tracks ({exc.strerror or exc})") from None
-        self.rows = 0
 
     def write(self, frame: int, faces: Faces, tracks: list[tuple[int, str | None]]) -> None:
         """tracks: per face, (published track id, decided identity or None)."""
         for (x1, y1, x2, y2), score, (track_id, name) in zip(faces.xyxy, faces.score, tracks):
             self._file.write(f"{frame + 1},{track_id},{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},"
                              f"{score:.3f},-1,-1,-1,{name or ''}\n")
-            self.rows += 1
 
     def close(self) -> None:
         self._file.flush()

@@ -39,7 +39,7 @@ class FrameResult:
     faces: Faces  # all faces of the frame, track_id set; embeddings (N, D) with NaN rows, or None
     embedded: np.ndarray  # (N,) bool: rows of faces.embeddings valid this frame
     ended: list[EndedTrack] = field(default_factory=list)
-    blur: np.ndarray | None = None  # (N,) 0..1 sharpness of embedded crops (appearance.blur_quality), or None
+    blur: np.ndarray | None = None  # (N,) 0..1 sharpness of the embedded rows' crops (appearance.blur_quality)
 
 
 @dataclass
@@ -80,10 +80,10 @@ class RecognitionStage:
         rows = np.flatnonzero(result.embedded) if faces.embeddings is not None else np.zeros(0, int)
         if len(rows):
             names, distances = self.gallery.match(faces.embeddings[rows])
-        matched = {int(r): (names[i], float(distances[i])) for i, r in enumerate(rows)}
-        quality = face_quality(faces, self.voting.full_weight_px)
+        quality = face_quality(faces[rows], self.voting.full_weight_px)
         if result.blur is not None:
-            quality = quality * np.nan_to_num(result.blur, nan=1.0)
+            quality = quality * result.blur[rows]
+        matched = {int(r): (names[i], float(distances[i]), float(quality[i])) for i, r in enumerate(rows)}
         self.frame_tracks = []
         for i, tid in enumerate(int(t) for t in faces.track_id):
             bbox = [round(float(v), 1) for v in faces.xyxy[i]]
@@ -98,10 +98,10 @@ class RecognitionStage:
                     events.extend(self._end(tid, result.source, now, "appearance_changed"))
                     state = self._start(tid, result, bbox, now, events)
                     self._status.append((tid, False))
-                name, distance = matched[i]
+                name, distance, weight = matched[i]
                 state.last_distance = distance
                 self.counts["observations"] += 1
-                state.appearance.add(embedding, float(quality[i]))
+                state.appearance.add(embedding, weight)
                 changed = state.votes.observe(name, distance, float(faces.widths[i]))
                 if self.appearance.aggregate and state.appearance.count >= self.voting.min_votes:
                     mean_names, mean_distances = self.gallery.match(state.appearance.mean)

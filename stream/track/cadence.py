@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from stream.boxes import intersections
+
 
 class EmbeddingCadence:
     def __init__(self, reembed_every: int) -> None:
@@ -45,8 +47,8 @@ class EmbeddingCadence:
         self._last_embedded.pop(track_id, None)
 
 
-def in_doubt(boxes: np.ndarray, margin: float = 0.0) -> np.ndarray:
-    """(N,) bool: faces whose boxes (grown by ``margin`` of their size) overlap another face's.
+def in_doubt(boxes: np.ndarray) -> np.ndarray:
+    """(N,) bool: faces whose boxes overlap another face's.
 
     Two faces that close can swap tracks (one passing in front of the other), so neither
     association is trusted without an embedding.
@@ -54,10 +56,6 @@ def in_doubt(boxes: np.ndarray, margin: float = 0.0) -> np.ndarray:
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     if len(boxes) < 2:
         return np.zeros(len(boxes), bool)
-    grow = margin * (boxes[:, 2:] - boxes[:, :2])
-    grown = np.concatenate([boxes[:, :2] - grow, boxes[:, 2:] + grow], axis=1)
-    apart_x = (grown[:, None, 0] >= grown[None, :, 2]) | (grown[None, :, 0] >= grown[:, None, 2])
-    apart_y = (grown[:, None, 1] >= grown[None, :, 3]) | (grown[None, :, 1] >= grown[:, None, 3])
-    touching = ~(apart_x | apart_y)
-    np.fill_diagonal(touching, False)
-    return touching.any(axis=1)
+    overlapping = intersections(boxes, boxes)[0] > 0
+    np.fill_diagonal(overlapping, False)
+    return overlapping.any(axis=1)

@@ -38,10 +38,10 @@ class BoxKalman:
 
     def peek(self) -> np.ndarray:
         """Where ``predict`` would put the box, without advancing the filter."""
-        x = _F @ self.x
-        if x[2] <= 0:
-            x[2] = self.x[2]
-        return x_to_xyxy(x)
+        x = self.x.copy()
+        if x[2] + x[6] <= 0:  # the same guard as predict
+            x[6] = 0.0
+        return x_to_xyxy(_F @ x)
 
     def update(self, box: np.ndarray) -> None:
         y = xyxy_to_z(box) - _H @ self.x

@@ -28,7 +28,7 @@ class SceneCutDetector:
     def __init__(self, min_change: float = 18.0, max_similarity: float = 0.8) -> None:
         self.min_change = min_change
         self.max_similarity = max_similarity
-        self._previous: tuple[np.ndarray, np.ndarray] | None = None  # (gray, hsv) reduced copies
+        self._previous: _Picture | None = None
         self.last_change = 0.0
         self.last_similarity = 1.0
 
@@ -38,30 +38,40 @@ class SceneCutDetector:
         h, w = image_bgr.shape[:2]
         scale = _WORK_WIDTH / w
         small = cv2.resize(image_bgr, (_WORK_WIDTH, max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        current = (cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.int16), cv2.cvtColor(small, cv2.COLOR_BGR2HSV))
+        current = _Picture(small)
         previous, self._previous = self._previous, current
-        if previous is None or previous[0].shape != current[0].shape:
+        if previous is None or previous.gray.shape != current.gray.shape:
             return False
-        if self._changed(previous, current, None):
+        self.last_change = float(np.abs(current.gray - previous.gray).mean())
+        self.last_similarity = float(cv2.compareHist(previous.hist, current.hist, cv2.HISTCMP_CORREL))
+        if self._is_cut(self.last_change, self.last_similarity):
             return True
-        region = _around(boxes, scale, current[0].shape) if boxes is not None and len(boxes) else None
-        return region is not None and self._changed(previous, current, region)
-
-    def _changed(self, previous, current, region: tuple[slice, slice] | None) -> bool:
-        where = region or (slice(None), slice(None))
-        gray_a, gray_b = previous[0][where], current[0][where]
-        change = float(np.abs(gray_b - gray_a).mean())
-        hist_a = cv2.calcHist([np.ascontiguousarray(previous[1][where])], [0, 1], None, _BINS, _RANGES)
-        hist_b = cv2.calcHist([np.ascontiguousarray(current[1][where])], [0, 1], None, _BINS, _RANGES)
-        cv2.normalize(hist_a, hist_a)
-        cv2.normalize(hist_b, hist_b)
-        similarity = float(cv2.compareHist(hist_a, hist_b, cv2.HISTCMP_CORREL))
+        region = _around(boxes, scale, current.gray.shape) if boxes is not None and len(boxes) else None
         if region is None:
-            self.last_change, self.last_similarity = change, similarity
+            return False
+        change = float(np.abs(current.gray[region] - previous.gray[region]).mean())
+        similarity = float(cv2.compareHist(_histogram(previous.hsv[region]), _histogram(current.hsv[region]),
+                                           cv2.HISTCMP_CORREL))
+        return self._is_cut(change, similarity)
+
+    def _is_cut(self, change: float, similarity: float) -> bool:
         return change > self.min_change and similarity < self.max_similarity
 
-    def reset(self) -> None:
-        self._previous = None
+
+class _Picture:
+    """A frame's reduced copy as the cut test reads it; the whole-frame histogram is kept, so each
+    frame's is computed once."""
+
+    def __init__(self, small_bgr: np.ndarray) -> None:
+        self.gray = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY).astype(np.int16)
+        self.hsv = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2HSV)
+        self.hist = _histogram(self.hsv)
+
+
+def _histogram(hsv: np.ndarray) -> np.ndarray:
+    hist = cv2.calcHist([np.ascontiguousarray(hsv)], [0, 1], None, _BINS, _RANGES)
+    cv2.normalize(hist, hist)
+    return hist
 
 
 def _around(boxes: np.ndarray, scale: float, shape: tuple[int, ...]) -> tuple[slice, slice] | None:
