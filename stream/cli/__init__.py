@@ -9,7 +9,9 @@ import sys
 from collections.abc import Sequence
 
 from stream import __version__
+from stream.cli.proctitle import mask_own_cmdline
 from stream.errors import FacestreamError
+from stream.sources.credentials import mask_text
 
 log = logging.getLogger("stream.cli")
 
@@ -24,8 +26,16 @@ COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse quotes what it could not parse ("invalid int value: 'rtsp://admin:...'"): mask it.
+    Sub-command parsers are made of the same class."""
+
+    def error(self, message: str):  # type: ignore[override]
+        super().error(mask_text(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="facestream",
         description="Real-time face recognition for video streams.",
     )
@@ -52,6 +62,7 @@ def configure_logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    mask_own_cmdline()  # first: a password in argv is readable by every user until this runs
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level)

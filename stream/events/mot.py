@@ -16,19 +16,23 @@ from stream.faces import Faces
 
 
 class MotWriter:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, append: bool = False) -> None:
+        """``append``: go on with a file a killed predecessor was writing, rather than start it again."""
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+            self._file = open(self.path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
         except OSError as exc:
             raise FacestreamError(f"{self.path}: cannot write tracks ({exc.strerror or exc})") from None
 
     def write(self, frame: int, faces: Faces, tracks: list[tuple[int, str | None]]) -> None:
         """tracks: per face, (published track id, decided identity or None)."""
-        for (x1, y1, x2, y2), score, (track_id, name) in zip(faces.xyxy, faces.score, tracks):
-            self._file.write(f"{frame + 1},{track_id},{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},"
-                             f"{score:.3f},-1,-1,-1,{name or ''}\n")
+        rows = "".join(f"{frame + 1},{track_id},{x1:.1f},{y1:.1f},{x2 - x1:.1f},{y2 - y1:.1f},"
+                       f"{score:.3f},-1,-1,-1,{name or ''}\n"
+                       for (x1, y1, x2, y2), score, (track_id, name) in zip(faces.xyxy, faces.score, tracks))
+        if rows:
+            self._file.write(rows)
+            self._file.flush()  # one write per frame: a killed publisher loses no frame it finished
 
     def close(self) -> None:
         self._file.flush()

@@ -31,7 +31,8 @@ class Event(BaseModel):
     reason: str | None = Field(
         default=None,
         description="track_ended: lost, scene_cut, appearance_changed (the box went to another person: the "
-                    "rest continues as a new track) or end_of_source",
+                    "rest continues as a new track), end_of_source, or worker_restarted / publisher_restarted "
+                    "(a killed worker was restarted; the person, if still there, continues as a new track)",
     )
     stats: dict[str, Any] | None = Field(default=None, description="heartbeat: pipeline counters")
 

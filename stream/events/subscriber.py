@@ -19,7 +19,8 @@ class EventSubscriber:
         self._sock = self._ctx.socket(zmq.SUB)
         self._sock.setsockopt(zmq.RCVHWM, rcvhwm)
         self._sock.setsockopt(zmq.LINGER, 0)
-        for topic in topics or ("",):
+        # Each topic once: the publisher counts a repeated one twice but sees one unsubscribe at the end.
+        for topic in dict.fromkeys(topics or ("",)):
             self._sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
         try:
             self._sock.connect(connect)

@@ -43,9 +43,11 @@ class EmbedLoop:
     """
 
     def __init__(self, engine: Engine, sources: set[str], crops_for: Callable[[FacesMsg], np.ndarray], out: Any,
-                 *, max_batch: int, max_wait_s: float, poll_s: float) -> None:
+                 *, max_batch: int, max_wait_s: float, poll_s: float,
+                 on_end: Callable[[str], None] | None = None) -> None:
         self.engine, self.crops_for, self.out = engine, crops_for, out
         self.open_sources = set(sources)
+        self.on_end = on_end  # told once a source's end has been passed on
         self.max_batch, self.max_wait_s, self.poll_s = max_batch, max_wait_s, poll_s
         self.in_flight: _Batch | None = None
 
@@ -53,9 +55,10 @@ class EmbedLoop:
     def finished(self) -> bool:
         return not self.open_sources and self.in_flight is None
 
-    def step(self, get: Callable[[float], Any]) -> None:
+    def step(self, get: Callable[[float], Any]) -> bool:
         """Collect a batch (only what is already queued while another batch runs), submit it, then
-        forward the earlier batch: the engine works while the next batch is gathered."""
+        forward the earlier batch: the engine works while the next batch is gathered. False when
+        nothing arrived."""
         busy = self.in_flight is not None
         items = collect_batch(get, crops_of, self.max_batch, 0.0 if busy else self.max_wait_s,
                               0.0 if busy else self.poll_s)
@@ -66,6 +69,22 @@ class EmbedLoop:
         if batch is not None and (batch.pending is None or batch.pending.done()):
             self._forward(batch)
             self.in_flight = None
+        return bool(items)
+
+    def end_source(self, msg: EndOfSource) -> None:
+        """Pass on a source's end that did not come through the inbox (see ledger.SourceEnds)."""
+        if self.in_flight is not None:
+            self._forward(self.in_flight)
+            self.in_flight = None
+        self._pass_end(msg)
+
+    def _pass_end(self, msg: EndOfSource) -> None:
+        if msg.source not in self.open_sources:
+            return  # a second end of the same source (a worker upstream was killed on its way out)
+        self.out.put(msg)
+        self.open_sources.discard(msg.source)
+        if self.on_end is not None:
+            self.on_end(msg.source)
 
     def _submit(self, items: list[Any]) -> _Batch:
         frames = [item for item in items if isinstance(item, FacesMsg) and len(item.embed_rows)]
@@ -86,7 +105,7 @@ class EmbedLoop:
                 rows = embeddings[offset : offset + n] if n else np.zeros((0, dim), np.float32)
                 self.out.put(ResultMsg(item, rows, elapsed_ms * n / batch.total if n else 0.0, batch.total))
                 offset += n
+            elif isinstance(item, EndOfSource):
+                self._pass_end(item)
             else:
                 self.out.put(item)
-                if isinstance(item, EndOfSource):
-                    self.open_sources.discard(item.source)

@@ -36,6 +36,7 @@ class FacesMsg:
     embed_rows: np.ndarray  # (K,) int indices into faces, crops 0..K-1 of the slot, in this order
     ended: list[EndedTrack] = field(default_factory=list)
     detect_ms: float = 0.0
+    epoch: int = 1  # the detect worker's incarnation: its tracker's ids mean nothing to another one
     version: int = MESSAGE_VERSION
 
 
@@ -68,4 +69,5 @@ class TrackStatus:
     source: str
     track_id: int
     confident: bool
+    epoch: int = 1  # of the detect worker whose track this is (FacesMsg.epoch)
     version: int = MESSAGE_VERSION

@@ -20,6 +20,10 @@ class PipelineMetrics:
         self.events = Counter("facestream_events_total", "events emitted", ["type"], registry=self.registry)
         self.dropped = Gauge("facestream_frames_dropped", "live frames dropped (newest-frame policy)", ["source"],
                              registry=self.registry)
+        self.lost = Gauge("facestream_frames_lost", "frames lost with a killed worker", ["source"],
+                          registry=self.registry)
+        self.restarts = Gauge("facestream_worker_restarts", "restarts of each pipeline process", ["worker"],
+                              registry=self.registry)
         self.latency = Histogram("facestream_latency_seconds", "frame capture to result", ["source"],
                                  buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5), registry=self.registry)
         try:
@@ -27,3 +31,17 @@ class PipelineMetrics:
         except OSError as exc:
             raise FacestreamError(f"metrics port {host}:{port}: cannot listen ({exc.strerror})") from None
         log.info("Prometheus metrics on http://%s:%d/metrics", host, port)
+
+    def resume(self, ledger) -> None:
+        """Start from the run's totals so far (this publisher may be a restarted one)."""
+        for source, led in ledger.sources.items():
+            self.frames.labels(source).inc(int(led["frames"]))
+        self.update(ledger)
+
+    def update(self, ledger) -> None:
+        """Gauges that other processes keep current in the run's ledger."""
+        for source, led in ledger.sources.items():
+            self.dropped.labels(source).set(int(led["live_dropped"]))
+            self.lost.labels(source).set(int(led["lost"]))
+        for worker, count in ledger.restarts().items():
+            self.restarts.labels(worker).set(count)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import resource
 import signal
 import sys
 import time
@@ -24,8 +23,8 @@ class Shared:
 
     stop: Any  # Event: drain and stop
     heartbeats: Any  # Array('d'): per-process last-alive wall clock, by worker index
-    errors: Any  # Queue[str]: a worker's one-line fatal error, read by the supervisor
-    cpu: Any = None  # Queue[tuple[str, float]]: each worker's CPU seconds when it exits
+    errors: Any  # Channel[str]: a worker's one-line fatal error, read by the supervisor
+    ledger: Any = None  # stream.pipeline.ledger.RunLedger: what outlives a killed worker
     log_level: str = "WARNING"
     supervisor_pid: int | None = None  # workers exit when this process is gone
 
@@ -70,11 +69,9 @@ def set_process_name(name: str) -> None:
         pass
 
 
-def report_cpu(shared: Shared, title: str) -> None:
-    """Send this process's CPU time (user + system) to the supervisor for the run summary."""
-    if shared.cpu is not None:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        shared.cpu.put((title, round(usage.ru_utime + usage.ru_stime, 3)))
+def incarnation(shared: Shared, index: int) -> int:
+    """How many times the process at heartbeat ``index`` has been started, this start included."""
+    return int(shared.ledger.incarnations[index]) if shared.ledger is not None else 1
 
 
 def beat(shared: Shared, index: int) -> None:

@@ -1,4 +1,10 @@
-"""The publisher process's work: votes per track, events out, annotation, stats, slot release."""
+"""The publisher process's work: votes per track, events out, annotation, stats, slot release.
+
+Everything the run reports is kept in the run's ledger (shared memory) and track journal, not in
+this process: a restarted publisher goes on with the same ``seq``, totals and track ids, first
+ending the tracks its killed predecessor left open (``reason: publisher_restarted``). Frames that
+never arrive (lost with a killed worker) are counted and listed, and their slots reclaimed.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,10 @@ import numpy as np
 
 from stream.events.mot import MotWriter
 from stream.events.schema import Event
+from stream.pipeline.ledger import RELEASED, RunLedger, TrackJournal
 from stream.pipeline.messages import EndOfSource, ResultMsg, TrackStatus
 from stream.pipeline.shm import FrameRing
-from stream.pipeline.stats import LatencyStats, StageTimes
+from stream.pipeline.stats import LatencyStats
 from stream.recognize.appearance import blur_quality
 
 if TYPE_CHECKING:
@@ -23,20 +30,30 @@ log = logging.getLogger(__name__)
 
 
 class Publisher:
-    def __init__(self, spec: PublishSpec, rings: dict[str, FrameRing]) -> None:
+    def __init__(self, spec: PublishSpec, rings: dict[str, FrameRing], ledger: RunLedger,
+                 incarnation: int = 1) -> None:
         from stream.events.sinks import JsonlSink
         from stream.recognize.gallery import Gallery
         from stream.recognize.stage import RecognitionStage
 
         self.spec = spec
         self.rings = rings
+        self.ledger = ledger
+        self.run = ledger.run
+        self.incarnation = incarnation
         cfg = spec.config
         gallery = Gallery.load(cfg.gallery, spec.manifest) if cfg.gallery else Gallery.new(spec.manifest)
         self.stages = {
             name: RecognitionStage(spec.manifest, gallery, cfg.voting, threshold=cfg.model.threshold,
-                                   appearance=cfg.appearance)
+                                   appearance=cfg.appearance,
+                                   new_track_id=lambda led=ledger.sources[name]: int(led.add("next_track_id")))
             for name in rings
         }
+        self.epochs: dict[str, int] = {}  # per source: the detect worker incarnation its tracks come from
+        restored = TrackJournal.replay(ledger.journal_path)
+        self.journal = TrackJournal(ledger.journal_path)
+        self.named_tracks = restored.named
+        self.lost_ranges = restored.lost
         self.sinks: list = []
         if cfg.output.publish:
             from stream.events.publisher import EventPublisher
@@ -45,6 +62,8 @@ class Publisher:
             self.sinks.append(self.zmq)
         else:
             self.zmq = None
+        # What earlier incarnations' sockets counted; this one's counts are added on top.
+        self._zmq_base = {k: int(self.run[k]) for k in ("publish_sent", "publish_dropped", "publish_unheard")}
         if cfg.output.events_out:
             self.sinks.append(JsonlSink(cfg.output.events_out))
         self.metrics = None
@@ -52,25 +71,27 @@ class Publisher:
             from stream.pipeline.metrics import PipelineMetrics
 
             self.metrics = PipelineMetrics(cfg.output.metrics_port)
+            self.metrics.resume(ledger)
         self.annotators: dict[str, tuple] = {}
         self.track_writers: dict[str, MotWriter] = {}
         if cfg.output.tracks_out:
-            self.track_writers = {name: MotWriter(_per_source(cfg.output.tracks_out, name, len(rings)))
+            self.track_writers = {name: MotWriter(_per_source(cfg.output.tracks_out, name, len(rings)),
+                                                  append=incarnation > 1)
                                   for name in rings}
-        self.latency = LatencyStats()
-        self.times = StageTimes()
-        self.frames: dict[str, int] = dict.fromkeys(rings, 0)
-        self.dropped: dict[str, int] = dict.fromkeys(rings, 0)
+        self.latency = LatencyStats()  # this incarnation's frames: percentiles need the samples
         self.errors: dict[str, str] = {}
-        self.faces = 0
-        self.embedded = 0
-        self.batches: list[int] = []
-        self.events = 0
-        self.tracks: set[tuple[str, int]] = set()
-        self.named_tracks: dict[tuple[str, int], list[str]] = {}
-        self.first_capture: float | None = None  # throughput counts from the first frame read
-        self.last_done = time.time()
         self.last_heartbeat = time.monotonic()
+        if restored.open_tracks:
+            self._end_orphans(restored.open_tracks)
+
+    def _end_orphans(self, open_tracks: dict[tuple[str, int], dict]) -> None:
+        """End the tracks a killed publisher left open: nobody here knows their votes any more."""
+        now = time.time()
+        log.warning("publisher restarted: ending %d open track(s)", len(open_tracks))
+        self._emit([Event(type="track_ended", source=source, track_id=track_id, identity=last.get("identity"),
+                          bbox=last.get("bbox"), frame=last.get("frame"), pts=last.get("pts"), ts=now,
+                          reason="publisher_restarted")
+                    for (source, track_id), last in sorted(open_tracks.items())])
 
     # -- per frame -------------------------------------------------------------------------------
     def handle(self, msg: ResultMsg) -> None:
@@ -78,6 +99,22 @@ class Publisher:
 
         fm = msg.faces_msg
         frame = fm.frame
+        src = frame.source
+        led = self.ledger.sources[src]
+        if frame.index <= led["last_frame"]:  # sent twice by a reader killed right after sending it
+            led.add("duplicates")
+            self._release(src, frame.slot)
+            return
+        if frame.index > led["last_frame"] + 1:
+            self._lost(src, int(led["last_frame"]) + 1, frame.index - 1)
+        self._reclaim(src, frame.index, frame.slot)
+        led["last_frame"] = frame.index
+        led.add("frames")
+        stage = self.stages[src]
+        if self.epochs.setdefault(src, fm.epoch) != fm.epoch:
+            # A new detect worker: its tracker numbers from 1 again, so every open track ends here.
+            self._emit(stage.flush(src, reason="worker_restarted"))
+            self.epochs[src] = fm.epoch
         faces = fm.faces
         n = len(faces)
         embedded = np.zeros(n, bool)
@@ -90,47 +127,70 @@ class Publisher:
         blur = None
         if len(fm.embed_rows):
             blur = np.full(n, np.nan, np.float32)
-            blur[fm.embed_rows] = blur_quality(self.rings[frame.source].crops(frame.slot)[: len(fm.embed_rows)])
-        if self.first_capture is None:
-            self.first_capture = frame.capture_ts
+            blur[fm.embed_rows] = blur_quality(self.rings[src].crops(frame.slot)[: len(fm.embed_rows)])
+        if not self.run["first_capture"]:
+            self.run["first_capture"] = frame.capture_ts
         t0 = time.perf_counter()
-        stage = self.stages[frame.source]
-        events = stage.process(FrameResult(frame.source, frame.index, frame.pts, frame.capture_ts,
+        events = stage.process(FrameResult(src, frame.index, frame.pts, frame.capture_ts,
                                            faces, embedded, list(fm.ended), blur))
-        writer = self.track_writers.get(frame.source)
+        writer = self.track_writers.get(src)
         if writer is not None:
             writer.write(frame.index, faces, stage.frame_tracks)
         for track_id, confident in stage.take_status_updates():
-            self.spec.feedback[frame.source].put(TrackStatus(frame.source, int(track_id), bool(confident)))
+            self.spec.feedback[src].put(TrackStatus(src, int(track_id), bool(confident), fm.epoch))
         self._emit(events)
         if self.spec.annotate is not None:
             self._annotate(frame, faces, stage)
         publish_ms = (time.perf_counter() - t0) * 1e3
-        self.times.add(read=frame.read_ms, detect=fm.detect_ms, embed=msg.embed_ms, publish=publish_ms)
-        self.last_done = time.time()
-        self.latency.add(self.last_done - frame.capture_ts)
+        run = self.run
+        for stage_name, ms in (("read", frame.read_ms), ("detect", fm.detect_ms), ("embed", msg.embed_ms),
+                               ("publish", publish_ms)):
+            run.add(f"ms_{stage_name}", ms)
+        run.add("timed_frames")
+        done = time.time()
+        run["last_done"] = done
+        self.latency.add(done - frame.capture_ts)
         if self.metrics is not None:
-            m, src = self.metrics, frame.source
+            m = self.metrics
             m.frames.labels(src).inc()
             m.faces.labels(src).inc(n)
             m.embedded.labels(src).inc(len(fm.embed_rows))
-            m.latency.labels(src).observe(self.last_done - frame.capture_ts)
-        self.frames[frame.source] += 1
-        self.faces += n
-        self.embedded += len(fm.embed_rows)
+            m.latency.labels(src).observe(done - frame.capture_ts)
+        run.add("faces", n)
+        run.add("embedded", len(fm.embed_rows))
         if msg.batch_size:
-            self.batches.append(msg.batch_size)
-        for tid in faces.track_id:
-            self.tracks.add((frame.source, int(tid)))
-        self.spec.frames_done[frame.source].value = self.frames[frame.source]
+            run.add("batches")
+            run.add("batch_crops", msg.batch_size)
         # The frame and its crops are no longer needed: hand the slot back to the reader.
-        self.spec.free_slots[frame.source].put(frame.slot)
+        self._release(src, frame.slot)
+
+    def _release(self, source: str, slot: int) -> None:
+        self.ledger.sources[source].holders[slot] = RELEASED
+        self.spec.free_slots[source].put(slot)
+
+    def _reclaim(self, source: str, index: int, keep: int) -> None:
+        """Free the slots of frames before ``index`` that will never come (frames arrive in order)."""
+        holders = self.ledger.sources[source].holders
+        for slot, held in enumerate(holders[:]):
+            if slot != keep and 0 <= held <= index:
+                self._release(source, slot)
+
+    def _lost(self, source: str, first: int, last: int) -> None:
+        log.warning("%s: frames %d..%d were lost with a restarted worker", source, first, last)
+        self.ledger.sources[source].add("lost", last - first + 1)
+        self.lost_ranges.setdefault(source, []).append([first, last])
+        self.journal.append({"lost": [first, last], "source": source})
 
     def end_source(self, msg: EndOfSource) -> None:
+        led = self.ledger.sources[msg.source]
+        read = max(msg.frames, int(led["read_next"]))
+        if read - 1 > led["last_frame"]:
+            self._lost(msg.source, int(led["last_frame"]) + 1, read - 1)
+            led["last_frame"] = read - 1
+        self._reclaim(msg.source, read, keep=-1)
         self._emit(self.stages[msg.source].flush(msg.source))
-        self.dropped[msg.source] = msg.dropped
         if self.metrics is not None:
-            self.metrics.dropped.labels(msg.source).set(msg.dropped)
+            self.metrics.dropped.labels(msg.source).set(led["live_dropped"])
         if msg.error:
             self.errors[msg.source] = msg.error
         writer = self.annotators.pop(msg.source, None)
@@ -138,14 +198,29 @@ class Publisher:
             writer[0].close()
 
     def _emit(self, events: list[Event]) -> None:
+        run = self.run
         for event in events:
-            if event.type == "identity" and event.identity is not None:
+            # One sequence for every sink, kept in the ledger: it goes on across publisher restarts.
+            event.seq = int(run.add("seq"))
+            if event.type != "heartbeat":
+                # Journaled before it goes out: a successor ends every track a consumer saw start.
+                self.journal.append({"type": event.type, "source": event.source, "track_id": event.track_id,
+                                     "identity": event.identity, "bbox": event.bbox, "frame": event.frame,
+                                     "pts": event.pts})
+            if event.type == "track_started":
+                run.add("tracks")
+            elif event.type == "identity" and event.identity is not None:
                 names = self.named_tracks.setdefault((event.source, int(event.track_id or 0)), [])
                 if not names or names[-1] != event.identity:
                     names.append(event.identity)
             for sink in self.sinks:
                 sink.write(event)
-            self.events += 1
+            run.add("events")
+            if self.zmq is not None:
+                base = self._zmq_base
+                run["publish_sent"] = base["publish_sent"] + self.zmq.sent
+                run["publish_dropped"] = base["publish_dropped"] + self.zmq.dropped
+                run["publish_unheard"] = base["publish_unheard"] + self.zmq.unheard
             if self.metrics is not None:
                 self.metrics.events.labels(event.type).inc()
 
@@ -155,6 +230,8 @@ class Publisher:
         entry = self.annotators.get(frame.source)
         if entry is None:
             path = _per_source(Path(self.spec.annotate), frame.source, len(self.rings))
+            if self.incarnation > 1:  # a restarted publisher must not overwrite what was written
+                path = path.with_name(f"{path.stem}-restart{self.incarnation - 1}{path.suffix}")
             fps = self.spec.source_fps.get(frame.source) or 25.0
             entry = (VideoAnnotationWriter(path, fps, (frame.width, frame.height)), Annotator())
             self.annotators[frame.source] = entry
@@ -169,33 +246,52 @@ class Publisher:
         if now - self.last_heartbeat < self.spec.config.output.heartbeat_s:
             return
         self.last_heartbeat = now
+        if self.zmq is not None:
+            self.zmq.poll()  # apply (un)subscriptions while no event goes out
         stats = self.stats()
+        if self.metrics is not None:
+            self.metrics.update(self.ledger)
         self._emit([Event(type="heartbeat", source=name, ts=time.time(), stats=stats) for name in self.rings])
 
     def stats(self) -> dict:
-        wall = max(self.last_done - (self.first_capture or self.last_done), 1e-9)
-        frames = sum(self.frames.values())
+        run = self.run
+        wall = max(run["last_done"] - (run["first_capture"] or run["last_done"]), 1e-9)
+        frames = sum(int(led["frames"]) for led in self.ledger.sources.values())
         return {
             "frames": frames,
-            "faces": self.faces,
-            "embedded": self.embedded,
-            "tracks": len(self.tracks),
-            "events": self.events,
+            "faces": int(run["faces"]),
+            "embedded": int(run["embedded"]),
+            "tracks": int(run["tracks"]),
+            "events": int(run["events"]),
             "fps": round(frames / wall, 2),
             "latency_ms": self.latency.summary(),
-            "dropped": sum(self.dropped.values()),
-            "published": getattr(self.zmq, "sent", None),
-            "publish_dropped": getattr(self.zmq, "dropped", None),
+            "dropped": sum(int(led["live_dropped"]) for led in self.ledger.sources.values()),
+            "lost": sum(int(led["lost"]) for led in self.ledger.sources.values()),
+            "published": int(run["publish_sent"]) if self.zmq is not None else None,
+            "publish_dropped": int(run["publish_dropped"]) if self.zmq is not None else None,
+            "publish_unheard": int(run["publish_unheard"]) if self.zmq is not None else None,
+            "subscribers": self.zmq.subscribers if self.zmq is not None else None,
+            "worker_restarted": self.ledger.restarts(),
         }
 
     def summary(self) -> dict:
         out = self.stats()
-        out["per_source"] = {name: {"frames": self.frames[name], "dropped": self.dropped[name]} for name in self.rings}
-        out["stage_ms_per_frame"] = self.times.per_frame()
-        out["mean_batch"] = round(float(np.mean(self.batches)), 2) if self.batches else 0.0
+        out["per_source"] = {name: self._source_summary(name) for name in self.rings}
+        run = self.run
+        timed = run["timed_frames"]
+        out["stage_ms_per_frame"] = ({k: round(run[f"ms_{k}"] / timed, 2) for k in ("read", "detect", "embed",
+                                                                                     "publish")}
+                                     if timed else {})
+        out["mean_batch"] = round(run["batch_crops"] / run["batches"], 2) if run["batches"] else 0.0
         out["named_tracks"] = {f"{s}#{t}": names for (s, t), names in sorted(self.named_tracks.items())}
         out["errors"] = self.errors
         return out
+
+    def _source_summary(self, name: str) -> dict:
+        led = self.ledger.sources[name]
+        return {"read": int(led["read_next"]), "frames": int(led["frames"]), "lost": int(led["lost"]),
+                "lost_frames": self.lost_ranges.get(name, []), "duplicates": int(led["duplicates"]),
+                "skipped_on_resume": int(led["read_skipped"]), "dropped": int(led["live_dropped"])}
 
     def close(self) -> None:
         for writer, _ in self.annotators.values():
@@ -204,6 +300,7 @@ class Publisher:
             tracks.close()
         for sink in self.sinks:
             sink.close()
+        self.journal.close()
 
 
 def _per_source(path: Path, source: str, sources: int) -> Path:

@@ -14,6 +14,8 @@ import os
 import queue
 import resource
 import secrets
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +25,10 @@ from stream.config.schema import AppConfig
 from stream.errors import FacestreamError
 from stream.models.manifest import ModelManifest
 from stream.models.store import InstalledModel, ModelStore
+from stream.pipeline.ledger import RunLedger
 from stream.pipeline.messages import EndOfSource
 from stream.pipeline.process import Shared
-from stream.pipeline.queues import SingleReaderQueue
+from stream.pipeline.queues import Channel, Inbox
 from stream.pipeline.shm import FrameRing, RingLayout
 from stream.pipeline.signals import StopSignals
 from stream.pipeline.supervisor import PipelineFailed, ProcessSpec, Supervisor
@@ -56,16 +59,28 @@ class SourceInfo:
     frame_count: int  # 0 when unknown (live)
 
 
-def probe_source(spec: SourceSpec, open_timeout_s: float = 10.0) -> SourceInfo:
-    """Open a file source once up front, so a bad path, URL or video fails before any process starts."""
+def probe_source(spec: SourceSpec, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0) -> SourceInfo:
+    """Open a source once up front, so a bad path, URL or video, or a camera or stream that gives no
+    video, fails (one line, exit status 2) before any process starts."""
     if spec.live:
-        return SourceInfo(spec, 0, 0, 0.0, 0)
-    source = FileSource(spec, open_timeout_s=open_timeout_s)
+        return probe_sources([spec], open_timeout_s, read_timeout_s)[0]
+    source = FileSource(spec, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s)
     source.open()
     try:
         return SourceInfo(spec, source.width, source.height, source.fps, source.frame_count)
     finally:
         source.close()
+
+
+def probe_sources(specs: list[SourceSpec], open_timeout_s: float = 10.0,
+                  read_timeout_s: float = 5.0) -> list[SourceInfo]:
+    """probe_source for every source: the cameras and streams all at once, so N unreachable ones cost
+    one timeout (and one error line names them all), then the files."""
+    from stream.sources.probe import probe_live_sources
+
+    probe_live_sources([s for s in specs if s.live], open_timeout_s, read_timeout_s)
+    # A live source is probed for reachability only: its ring is sized from pipeline.max_frame_*.
+    return [SourceInfo(s, 0, 0, 0.0, 0) if s.live else probe_source(s, open_timeout_s, read_timeout_s) for s in specs]
 
 
 #: Read by OpenBLAS and OpenMP when numpy loads, which in a spawned worker happens while it unpickles
@@ -102,21 +117,31 @@ def run_pipeline(
         from stream.recognize.gallery import Gallery
 
         Gallery.load(config.gallery, manifest)  # fail now, in one line, not inside a worker
-    infos = [probe_source(s, config.sources.open_timeout_s) for s in sources]
+    infos = probe_sources(sources, config.sources.open_timeout_s, config.sources.read_timeout_s)
     ctx = mp.get_context("spawn")  # CUDA and MediaPipe must never inherit a forked parent's state
     single_threaded_math_in_workers()
     run_id = f"fs{os.getpid()}-{secrets.token_hex(3)}"
     layouts = {info.spec.name: _layout(run_id, i, info, config, manifest) for i, info in enumerate(infos)}
     rings = {name: FrameRing.create(layout) for name, layout in layouts.items()}
-    shared = Shared(stop=ctx.Event(), heartbeats=ctx.Array("d", len(sources) + config.pipeline.detect_workers + 2),
-                    errors=SingleReaderQueue(ctx), cpu=SingleReaderQueue(ctx), log_level=log_level,
-                    supervisor_pid=os.getpid())
+    run_dir = Path(tempfile.mkdtemp(prefix=f"facestream-{run_id}-"))
+    ledger = RunLedger.create(ctx, {name: layout.slots for name, layout in layouts.items()},
+                              _worker_names(infos, config), run_dir / "tracks.journal")
+    shared = Shared(stop=ctx.Event(), heartbeats=ctx.Array("d", len(ledger.workers)), errors=Channel(ctx),
+                    ledger=ledger, log_level=log_level, supervisor_pid=os.getpid())
     try:
         return _run(config, model, infos, layouts, shared, ctx, annotate, progress, ready_timeout_s)
     finally:
         for ring in rings.values():
             ring.close()
             ring.unlink()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _worker_names(infos: list[SourceInfo], config: AppConfig) -> list[str]:
+    """Process names by heartbeat index, in the order ``_start`` starts them."""
+    n_detect = min(config.pipeline.detect_workers, len(infos))
+    return ([f"detect-{k}" for k in range(n_detect)] + ["publish", "embed"]
+            + [f"reader-{info.spec.name}" for info in infos])
 
 
 def _layout(run_id: str, i: int, info: SourceInfo, config: AppConfig, manifest: ModelManifest) -> RingLayout:
@@ -131,8 +156,7 @@ class _Running:
     """The started process graph, as the main loop needs it."""
 
     sup: Supervisor
-    frames_done: dict[str, Any]  # source -> Value('q'): frames published
-    summary_q: SingleReaderQueue
+    summary_q: Channel
     engine_info: dict[str, Any]
 
 
@@ -152,8 +176,9 @@ def _run(config: AppConfig, model: InstalledModel, infos: list[SourceInfo],
             bar.close()
         running.sup.shutdown()
     summary["engine"] = running.engine_info
-    summary["cpu_s"] = _drain_cpu(shared)
-    summary["restarts"] = running.sup.restart_count
+    summary["cpu_s"] = _cpu_seconds(running.sup)
+    summary["restarts"] = dict(running.sup.restarts)
+    summary["restarts_total"] = running.sup.restart_count
     summary["interrupted"] = stops.requested is not None
     return summary
 
@@ -165,24 +190,24 @@ def _start(config: AppConfig, model: InstalledModel, infos: list[SourceInfo], la
     names = [info.spec.name for info in infos]
     n_detect = min(config.pipeline.detect_workers, len(infos))
 
-    def inbox() -> SingleReaderQueue:  # every queue here has one reader: see stream/pipeline/queues.py
-        return SingleReaderQueue(ctx)
+    def channel() -> Channel:  # one reader, one writing process at a time: see stream/pipeline/queues.py
+        return Channel(ctx)
 
-    free_slots = {name: inbox() for name in names}
+    free_slots = {name: channel() for name in names}
     for name in names:
         for slot in range(layouts[name].slots):
             free_slots[name].put(slot)
-    detect_in = [inbox() for _ in range(n_detect)]
-    feedback = [inbox() for _ in range(n_detect)]
     worker_of = {name: i % n_detect for i, name in enumerate(names)}
-    embed_in, publish_in, summary_q, engine_info = inbox(), inbox(), inbox(), inbox()
+    frames_in = {name: channel() for name in names}  # reader -> its detect worker
+    feedback = [channel() for _ in range(n_detect)]
+    to_embed = [channel() for _ in range(n_detect)]  # detect worker k -> embedder
+    publish_in, summary_q, engine_info = channel(), channel(), channel()
     embed_ready, publish_ready, go = ctx.Event(), ctx.Event(), ctx.Event()
     detect_ready = [ctx.Event() for _ in range(n_detect)]
-    frames_done = {name: ctx.Value("q", 0) for name in names}
 
     sup = Supervisor(ctx, shared, max_restarts=config.pipeline.max_restarts,
                      restart_window_s=config.pipeline.restart_window_s,
-                     stall_timeout_s=config.pipeline.stall_timeout_s)
+                     stall_timeout_s=config.pipeline.stall_timeout_s, incarnations=shared.ledger.incarnations)
     try:
         slot_of = iter(range(len(shared.heartbeats)))
         # Everything starts at once, the slowest to warm up (MediaPipe) first; readers hold their first
@@ -190,26 +215,25 @@ def _start(config: AppConfig, model: InstalledModel, infos: list[SourceInfo], la
         for k in range(n_detect):
             mine = {n: layouts[n] for n in names if worker_of[n] == k}
             idx = next(slot_of)
+            inbox = Inbox([frames_in[n] for n in mine])
             sup.start(ProcessSpec(f"detect-{k}", detect_main, (DetectSpec(
-                idx, config, manifest, mine, detect_in[k], feedback[k], embed_in, detect_ready[k]),), idx,
+                idx, config, manifest, mine, inbox, feedback[k], to_embed[k], detect_ready[k]),), idx,
                 watch_stall=detect_ready[k].is_set))
         idx = next(slot_of)
         sup.start(ProcessSpec("publish", publish_main, (PublishSpec(
             idx, config, manifest, layouts, publish_in, free_slots, {n: feedback[worker_of[n]] for n in names},
-            frames_done, summary_q, publish_ready, annotate, {i.spec.name: i.fps for i in infos}),), idx))
+            summary_q, publish_ready, annotate, {i.spec.name: i.fps for i in infos}),), idx))
         idx = next(slot_of)
         sup.start(ProcessSpec("embed", embed_main, (EmbedSpec(
-            idx, config, model_name, layouts, embed_in, publish_in, embed_ready, engine_info),), idx,
+            idx, config, model_name, layouts, Inbox(to_embed), publish_in, embed_ready, engine_info),), idx,
             watch_stall=embed_ready.is_set))
         for source_info in infos:
             name = source_info.spec.name
             idx = next(slot_of)
-            queue_ = detect_in[worker_of[name]]
             sup.start(ProcessSpec(
                 f"reader-{name}", reader_main,
-                (ReaderSpec(idx, source_info.spec, config, layouts[name], free_slots[name], queue_, go),),
-                idx, restartable=source_info.spec.live,
-                on_give_up=lambda reason, n=name, q=queue_: q.put(EndOfSource(n, 0, 0, f"reader {reason}")),
+                (ReaderSpec(idx, source_info.spec, config, layouts[name], free_slots[name], frames_in[name], go),),
+                idx, on_give_up=lambda reason, n=name: _give_up_reader(shared, frames_in[n], n, reason),
             ))
         started = time.monotonic()
         model.verify()  # ~0.1 s for a 22 MB model, overlapped with the workers' start-up
@@ -223,7 +247,15 @@ def _start(config: AppConfig, model: InstalledModel, infos: list[SourceInfo], la
     except BaseException:
         sup.shutdown()
         raise
-    return _Running(sup, frames_done, summary_q, info)
+    return _Running(sup, summary_q, info)
+
+
+def _give_up_reader(shared: Shared, frames_out: Channel, name: str, reason: str) -> None:
+    """A reader that keeps dying ends its source, so the rest of the pipeline can finish."""
+    ledger = shared.ledger.sources[name]
+    if not ledger["end_read"]:
+        frames_out.put(EndOfSource(name, int(ledger["read_next"]), int(ledger["live_dropped"]), f"reader {reason}"))
+        ledger.mark_ended("reader")
 
 
 def _drive(running: _Running, shared: Shared, stops: StopSignals, bar: Any) -> dict[str, Any]:
@@ -236,7 +268,7 @@ def _drive(running: _Running, shared: Shared, stops: StopSignals, bar: Any) -> d
             log.warning("%s: draining (send again to force)", stops.requested)
         running.sup.poll()
         if bar is not None:
-            bar.n = sum(v.value for v in running.frames_done.values())
+            bar.n = sum(int(led["frames"]) for led in shared.ledger.sources.values())
             bar.refresh()
         if running.sup.is_done("publish"):
             try:
@@ -249,14 +281,9 @@ def _drive(running: _Running, shared: Shared, stops: StopSignals, bar: Any) -> d
         time.sleep(0.1)
 
 
-def _drain_cpu(shared: Shared) -> dict[str, float]:
-    out: dict[str, float] = {}
-    while True:
-        try:
-            title, seconds = shared.cpu.get(timeout=0.05)  # the workers have exited: all is queued
-        except queue.Empty:
-            break
-        out[title] = out.get(title, 0.0) + seconds
+def _cpu_seconds(sup: Supervisor) -> dict[str, float]:
+    """CPU seconds (user + system) of every process of the run, all its incarnations together."""
+    out = {name: round(seconds, 3) for name, seconds in sup.cpu_s.items()}
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["main"] = round(usage.ru_utime + usage.ru_stime, 3)
     return out

@@ -11,11 +11,13 @@ the rest of the pipeline finish cleanly.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing import connection
 from typing import Any
 
 from stream.pipeline.process import FATAL_EXIT
@@ -44,11 +46,12 @@ class _Running:
     process: Any
     restarts: deque = field(default_factory=deque)
     done: bool = False
+    reaped: bool = False  # this incarnation has been joined (and its CPU time counted)
 
 
 class Supervisor:
     def __init__(self, ctx: Any, shared: Any, *, max_restarts: int, restart_window_s: float,
-                 stall_timeout_s: float) -> None:
+                 stall_timeout_s: float, incarnations: Any = None) -> None:
         self.ctx = ctx
         self.shared = shared
         self.max_restarts = max_restarts
@@ -56,6 +59,11 @@ class Supervisor:
         self.stall_timeout_s = stall_timeout_s
         self.running: list[_Running] = []
         self.restart_count = 0
+        self.restarts: dict[str, int] = defaultdict(int)
+        #: CPU seconds (user + system) of every process that has exited, by name: a killed worker
+        #: cannot report its own, so it is read from the kernel before the process is reaped.
+        self.cpu_s: dict[str, float] = defaultdict(float)
+        self.incarnations = incarnations  # shared Array('q') by heartbeat index, read by the workers
 
     def start(self, spec: ProcessSpec) -> None:
         entry = _Running(spec, self._spawn(spec))
@@ -63,6 +71,8 @@ class Supervisor:
 
     def _spawn(self, spec: ProcessSpec) -> Any:
         self.shared.heartbeats[spec.heartbeat_index] = time.time()
+        if self.incarnations is not None:
+            self.incarnations[spec.heartbeat_index] += 1
         process = self.ctx.Process(target=spec.target, args=(*spec.args, self.shared), name=spec.name, daemon=True)
         process.start()
         log.info("started %s (pid %d)", spec.name, process.pid)
@@ -79,8 +89,8 @@ class Supervisor:
             if entry.done:
                 continue
             proc = entry.process
-            if not proc.is_alive():
-                proc.join(0)
+            if connection.wait([proc.sentinel], 0):
+                self._reap(entry)
                 if proc.exitcode == 0:
                     entry.done = True
                     continue
@@ -91,7 +101,8 @@ class Supervisor:
                   and now - self.shared.heartbeats[entry.spec.heartbeat_index] > self.stall_timeout_s):
                 reason = f"no heartbeat for {self.stall_timeout_s:.0f} s"
                 proc.kill()
-                proc.join(5)
+                connection.wait([proc.sentinel], 5)
+                self._reap(entry)
             else:
                 continue
             self._recover(entry, reason, stopping)
@@ -118,17 +129,46 @@ class Supervisor:
                                  f"{self.restart_window_s:.0f} s; giving up")
         entry.restarts.append(now)
         self.restart_count += 1
+        self.restarts[name] += 1
         log.warning("%s %s; restarting (restart %d)", name, reason, len(entry.restarts))
         entry.process = self._spawn(entry.spec)
+        entry.reaped = False
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """Ask everything to drain, wait (producers first), then terminate stragglers."""
         self.shared.stop.set()
         deadline = time.monotonic() + timeout_s
         for entry in reversed(self.running):
-            entry.process.join(max(0.0, deadline - time.monotonic()))
+            if connection.wait([entry.process.sentinel], max(0.0, deadline - time.monotonic())):
+                self._reap(entry)
         for entry in reversed(self.running):
-            if entry.process.is_alive():  # workers ignore SIGTERM (see process.init_process)
+            if not entry.reaped:  # workers ignore SIGTERM (see process.init_process)
                 log.warning("%s did not stop in time; killing it", entry.spec.name)
                 entry.process.kill()
-                entry.process.join(2)
+                connection.wait([entry.process.sentinel], 2)
+                self._reap(entry)
+
+    def _reap(self, entry: _Running) -> None:
+        """Join an exited process, first taking its CPU time from /proc while it is a zombie."""
+        if entry.reaped:
+            return
+        entry.reaped = True
+        self.cpu_s[entry.spec.name] += _cpu_seconds_of_exited(entry.process.pid)
+        entry.process.join(1)
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds_of_exited(pid: int) -> float:
+    """utime + stime of a child that has exited but not been reaped (all its threads); 0 off Linux."""
+    for _ in range(50):  # its pipe closes a moment before the kernel has finished the exit
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        if fields[0] in ("Z", "X"):
+            break
+        time.sleep(0.002)
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS

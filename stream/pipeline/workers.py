@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,9 @@ from stream.errors import FacestreamError
 from stream.faces import Faces
 from stream.models.manifest import ModelManifest
 from stream.pipeline.embedding import EmbedLoop
+from stream.pipeline.ledger import RELEASED, SourceEnds
 from stream.pipeline.messages import EndOfSource, FacesMsg, FrameMsg, TrackStatus
-from stream.pipeline.process import Shared, beat, fatal_errors_exit, init_process, report_cpu
+from stream.pipeline.process import Shared, beat, fatal_errors_exit, incarnation, init_process
 from stream.pipeline.shm import FrameRing, RingLayout
 from stream.sources.spec import SourceSpec
 from stream.track.sort import EndedTrack
@@ -53,19 +54,29 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
     from stream.sources.open import open_source
 
     init_process(shared, spec.index, f"reader:{spec.source.name}")
+    ledger = shared.ledger.sources[spec.source.name]
+    if ledger["end_read"]:
+        return  # a predecessor read to the end and was killed on its way out
     cfg = spec.config.sources
     ring = FrameRing.attach(spec.layout)
+    slots = SlotPool(spec.free_slots, ledger.holders)
+    # A restarted reader goes on from the next frame its predecessor did not send: a file resumes
+    # there, a live source numbers on from there, so frame numbers and pts never go back.
     source = open_source(
         spec.source,
         realtime=cfg.realtime,
         reconnect=ReconnectPolicy(initial_s=cfg.reconnect_initial_s, max_s=cfg.reconnect_max_s),
         open_timeout_s=cfg.open_timeout_s,
         read_timeout_s=cfg.read_timeout_s,
+        start_frame=int(ledger["read_next"]),
     )
     frames = dropped = 0
+    dropped_before = int(ledger["live_dropped"])
     error: str | None = None
     try:
         source.open()
+        if getattr(source, "skipped", 0):
+            ledger.add("read_skipped", source.skipped)
         # Open now (a network stream takes ~1 s), read once the pipeline is warm: no frame waits
         # behind model loading, so latency and throughput figures are the pipeline's own.
         while spec.go is not None and not spec.go.wait(POLL_S):
@@ -82,43 +93,79 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
             if frame is None:
                 break
             read_ms = (time.perf_counter() - t0) * 1e3
-            slot = _take_slot(spec, shared)
+            slot = slots.take(frame.index, wait=not spec.source.live, shared=shared, index=spec.index)
             if slot is None:
                 if shared.stop.is_set():
                     break
                 dropped += 1  # live source and the pipeline is full: the newest frame wins next time
-                continue
-            image = _fit(frame.image, spec.layout)
-            h, w = image.shape[:2]
-            ring.frame(slot, h, w)[...] = image
-            spec.out.put(FrameMsg(spec.source.name, slot, frame.index, frame.pts, frame.capture_ts, h, w, read_ms))
-            frames += 1
+            else:
+                image = _fit(frame.image, spec.layout)
+                h, w = image.shape[:2]
+                ring.frame(slot, h, w)[...] = image
+                ledger["read_next"] = frame.index + 1
+                spec.out.put(FrameMsg(spec.source.name, slot, frame.index, frame.pts, frame.capture_ts, h, w,
+                                      read_ms))
+                frames += 1
+            ledger["live_dropped"] = dropped_before + dropped + _source_drops(source)
     except FacestreamError as exc:
         error = str(exc)
         log.error("%s", exc)
     finally:
-        stats = getattr(source, "stats", None)
-        dropped += int(getattr(stats, "frames_dropped", 0) or 0)
+        ledger["live_dropped"] = dropped_before + dropped + _source_drops(source)
         source.close()
-        spec.out.put(EndOfSource(spec.source.name, frames, dropped, error))
+        spec.out.put(EndOfSource(spec.source.name, int(ledger["read_next"]), int(ledger["live_dropped"]), error))
+        ledger.mark_ended("reader")
         ring.close()
-        report_cpu(shared, f"reader:{spec.source.name}")
 
 
-def _take_slot(spec: ReaderSpec, shared: Shared) -> int | None:
-    if spec.source.live:
-        try:
-            return spec.free_slots.get_nowait()
-        except queue.Empty:
-            return None
-    # Files: every frame is processed, so wait for the pipeline (backpressure, not drops).
-    while not shared.stop.is_set():
-        beat(shared, spec.index)
-        try:
-            return spec.free_slots.get(timeout=POLL_S)
-        except queue.Empty:
-            continue
-    return None
+def _source_drops(source: Any) -> int:
+    stats = getattr(source, "stats", None)
+    return int(getattr(stats, "frames_dropped", 0) or 0)
+
+
+class SlotPool:
+    """The reader's side of a ring's free slots: tokens from the publisher, checked against holders.
+
+    A token can go missing when a process is killed: a reader that took one and died before
+    using it, a publisher that freed a slot and died before sending its token. A free slot
+    (holder RELEASED) whose token is not in the channel is such a slot; it is recovered when the
+    reader starts and whenever it waits for a token in vain. A late token for a recovered slot is
+    recognised by its holder no longer being RELEASED, and ignored.
+    """
+
+    def __init__(self, tokens: Any, holders: Any) -> None:
+        self.tokens, self.holders = tokens, holders
+        self.spare: list[int] = []
+        self.recover()
+
+    def recover(self) -> None:
+        while True:  # every token already sent is for a RELEASED slot, and goes to spare with the lost ones
+            try:
+                self.tokens.get_nowait()
+            except queue.Empty:
+                break
+        self.spare = [slot for slot in range(len(self.holders)) if self.holders[slot] == RELEASED]
+
+    def take(self, frame_index: int, *, wait: bool, shared: Shared, index: int) -> int | None:
+        """A free slot, now held for ``frame_index``; None for a live source with none free, or on stop."""
+        recovered = False
+        while not shared.stop.is_set():
+            if self.spare:
+                slot = self.spare.pop()
+            else:
+                try:
+                    slot = self.tokens.get(timeout=POLL_S if wait else 0)
+                except queue.Empty:
+                    if not wait and recovered:
+                        return None
+                    self.recover()
+                    recovered = True
+                    beat(shared, index)
+                    continue
+            if self.holders[slot] == RELEASED:
+                self.holders[slot] = frame_index
+                return slot
+        return None
 
 
 def _fit(image: np.ndarray, layout: RingLayout) -> np.ndarray:
@@ -152,33 +199,41 @@ def detect_main(spec: DetectSpec, shared: Shared) -> None:
 
     init_process(shared, spec.index, "detect")
     cfg = spec.config
+    epoch = incarnation(shared, spec.index)
+    ends = SourceEnds(shared.ledger, "detect", spec.layouts)
     rings = {name: FrameRing.attach(layout) for name, layout in spec.layouts.items()}
     videos = {name: VideoFaces(cfg) for name in rings}
     detector = FaceDetector(cfg.detector)
     with pyplot_placeholder():  # this process never draws: start 0.85 s sooner
         detector.load()
     aligner = FaceAligner.for_model(spec.manifest)
-    open_sources = set(rings)
     if spec.ready is not None:
         spec.ready.set()
+
+    def end(msg: EndOfSource) -> None:
+        if msg.source in ends.open:  # a second end (a reader killed on its way out) is not passed on
+            spec.out.put(msg)
+            ends.passed(msg.source)
+
     try:
-        while open_sources:
+        while ends.open:
             beat(shared, spec.index)
-            _drain_feedback(spec.feedback, videos)
+            _drain_feedback(spec.feedback, videos, epoch)
             try:
                 msg = spec.inbox.get(timeout=POLL_S)
             except queue.Empty:
+                for lost in ends.swallowed(spec.inbox.empty):
+                    end(lost)
                 continue
             if isinstance(msg, EndOfSource):
-                open_sources.discard(msg.source)
-                spec.out.put(msg)
+                end(msg)
                 continue
-            spec.out.put(_detect_frame(msg, rings[msg.source], detector, aligner, videos[msg.source]))
+            out = _detect_frame(msg, rings[msg.source], detector, aligner, videos[msg.source])
+            spec.out.put(replace(out, epoch=epoch))
     finally:
         detector.close()
         for ring in rings.values():
             ring.close()
-        report_cpu(shared, f"detect-{spec.index}")
 
 
 class VideoFaces:
@@ -229,14 +284,14 @@ def _detect_frame(msg: FrameMsg, ring: FrameRing, detector, aligner, video: Vide
     return FacesMsg(msg, faces, rows, ended, (time.perf_counter() - t0) * 1e3)
 
 
-def _drain_feedback(feedback: Any, videos: dict[str, VideoFaces]) -> None:
+def _drain_feedback(feedback: Any, videos: dict[str, VideoFaces], epoch: int) -> None:
     while True:
         try:
             status: TrackStatus = feedback.get_nowait()
         except queue.Empty:
             return
         video = videos.get(status.source)
-        if video is not None:
+        if video is not None and status.epoch == epoch:  # not about a dead predecessor's tracks
             video.cadence.mark(status.track_id, status.confident)
 
 
@@ -271,21 +326,23 @@ def embed_main(spec: EmbedSpec, shared: Shared) -> None:
                           "warmup_s": round(warm_s, 3)})
     spec.ready.set()
     rings = {name: FrameRing.attach(layout) for name, layout in spec.layouts.items()}
+    ends = SourceEnds(shared.ledger, "embed", rings)
 
     def crops_for(msg: FacesMsg) -> np.ndarray:
         return rings[msg.frame.source].crops(msg.frame.slot)[: len(msg.embed_rows)]
 
-    loop = EmbedLoop(engine, set(rings), crops_for, spec.out, max_batch=cfg.batching.max_batch,
-                     max_wait_s=cfg.batching.max_wait_ms / 1e3, poll_s=POLL_S)
+    loop = EmbedLoop(engine, ends.open, crops_for, spec.out, max_batch=cfg.batching.max_batch,
+                     max_wait_s=cfg.batching.max_wait_ms / 1e3, poll_s=POLL_S, on_end=ends.passed)
     try:
         while not loop.finished:
             beat(shared, spec.index)
-            loop.step(lambda timeout: spec.inbox.get(timeout=timeout))
+            if not loop.step(lambda timeout: spec.inbox.get(timeout=timeout)) and loop.in_flight is None:
+                for lost in ends.swallowed(spec.inbox.empty):
+                    loop.end_source(lost)
     finally:
         engine.close()
         for ring in rings.values():
             ring.close()
-        report_cpu(shared, "embed")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,7 +358,6 @@ class PublishSpec:
     inbox: Any
     free_slots: dict[str, Any]  # per source: Queue[int]
     feedback: dict[str, Any]  # per source: the owning detect worker's feedback queue
-    frames_done: dict[str, Any]  # per source: Value('q') processed frames
     summary: Any  # Queue: one dict at the end
     ready: Any = None  # Event set once sinks are open
     annotate: Path | None = None
@@ -314,26 +370,29 @@ def publish_main(spec: PublishSpec, shared: Shared) -> None:
     init_process(shared, spec.index, "publish")
     rings = {name: FrameRing.attach(layout) for name, layout in spec.layouts.items()}
     with fatal_errors_exit(shared, "publish"):
-        publisher = Publisher(spec, rings)
+        publisher = Publisher(spec, rings, shared.ledger, incarnation(shared, spec.index))
     if spec.ready is not None:
         spec.ready.set()
-    open_sources = set(rings)
+    ends = SourceEnds(shared.ledger, "publish", rings)
     try:
-        while open_sources:
+        while ends.open:
             beat(shared, spec.index)
             publisher.maybe_heartbeat()
             try:
                 msg = spec.inbox.get(timeout=POLL_S)
             except queue.Empty:
+                for lost in ends.swallowed(spec.inbox.empty):
+                    publisher.end_source(lost)
+                    ends.passed(lost.source)
                 continue
             if isinstance(msg, EndOfSource):
-                publisher.end_source(msg)
-                open_sources.discard(msg.source)
+                if msg.source in ends.open:
+                    publisher.end_source(msg)
+                    ends.passed(msg.source)
             else:
                 publisher.handle(msg)
     finally:
         publisher.close()
         for ring in rings.values():
             ring.close()
-        report_cpu(shared, "publish")
         spec.summary.put(publisher.summary())

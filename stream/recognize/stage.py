@@ -13,8 +13,10 @@ rest continues under a new id with fresh votes: a name is never carried onto ano
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,7 +58,8 @@ class _TrackState:
 
 class RecognitionStage:
     def __init__(self, manifest: ModelManifest, gallery: Gallery, voting: VotingConfig | None = None,
-                 threshold: float | None = None, appearance: AppearanceConfig | None = None) -> None:
+                 threshold: float | None = None, appearance: AppearanceConfig | None = None,
+                 new_track_id: Callable[[], int] | None = None) -> None:
         gallery.check_compatible(manifest)
         self.manifest = manifest
         self.gallery = gallery
@@ -64,7 +67,9 @@ class RecognitionStage:
         self.appearance = appearance or AppearanceConfig()
         self.threshold = threshold or manifest.threshold
         self.tracks: dict[int, _TrackState] = {}  # by the tracker's id
-        self._next_public_id = 1
+        # Published ids must stay unique for the whole run, also when this stage is rebuilt after a
+        # restart: the pipeline passes an allocator that outlives the process.
+        self._new_track_id = new_track_id or itertools.count(1).__next__
         self._status: list[tuple[int, bool]] = []
         #: per face of the last processed frame: (published track id, decided name or None)
         self.frame_tracks: list[tuple[int, str | None]] = []
@@ -97,7 +102,6 @@ class RecognitionStage:
                     self.counts["splits"] += 1
                     events.extend(self._end(tid, result.source, now, "appearance_changed"))
                     state = self._start(tid, result, bbox, now, events)
-                    self._status.append((tid, False))
                 name, distance, weight = matched[i]
                 state.last_distance = distance
                 self.counts["observations"] += 1
@@ -117,12 +121,13 @@ class RecognitionStage:
             events.extend(self._end(ended.track_id, result.source, now, ended.reason))
         return events
 
-    def flush(self, source: str) -> list[Event]:
-        """End every open track (end of the source)."""
+    def flush(self, source: str, reason: str = "end_of_source") -> list[Event]:
+        """End every open track: the source ended, or the tracker behind the ids restarted."""
         now = time.time()
         events: list[Event] = []
         for tid in list(self.tracks):
-            events.extend(self._end(tid, source, now, "end_of_source"))
+            events.extend(self._end(tid, source, now, reason))
+        self._status = [(tid, c) for tid, c in self._status if tid in self.tracks]
         return events
 
     def take_status_updates(self) -> list[tuple[int, bool]]:
@@ -141,10 +146,12 @@ class RecognitionStage:
 
     # -- internals -------------------------------------------------------------------------------
     def _start(self, tid: int, result: FrameResult, bbox: list[float], now: float, events: list[Event]) -> _TrackState:
-        state = _TrackState(self._next_public_id, TrackVotes(self.voting, self.threshold),
+        state = _TrackState(self._new_track_id(), TrackVotes(self.voting, self.threshold),
                             TrackAppearance(self.manifest), bbox, result.frame, result.pts)
-        self._next_public_id += 1
         self.tracks[tid] = state
+        # The detect worker may still hold this tracker id as confident (this stage was rebuilt, or
+        # the id's previous track was split): embed it at the unconfident rate until votes decide.
+        self._status.append((tid, False))
         self.counts["tracks"] += 1
         events.append(self._event("track_started", result, state, now))
         return state

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
+
+from stream.errors import FacestreamError
+from stream.sources.spec import SourceSpec
 
 
 def open_ffmpeg(uri: str, open_timeout_s: float, read_timeout_s: float) -> cv2.VideoCapture:
@@ -20,3 +25,35 @@ def read_first(cap: cv2.VideoCapture) -> np.ndarray | None:
         cap.release()
         return None
     return image
+
+
+def prefer_rtsp_over_tcp(spec: SourceSpec) -> None:
+    """Ask FFmpeg for RTSP over TCP unless the user chose otherwise (OpenCV reads this variable at each open)."""
+    rtsp = spec.kind == "stream" and spec.uri.lower().startswith("rtsp")
+    if rtsp and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ:
+        # TCP interleaving survives NAT and packet loss; OpenCV 4.11 reads this variable inverted
+        # (any non-empty value selects prefer_tcp), and 'rtsp_transport;tcp' is right on both.
+        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
+
+
+def open_live(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float) -> cv2.VideoCapture:
+    """A camera (index or V4L2 device) or a network stream, not yet read from."""
+    uri = spec.uri
+    if spec.kind == "camera":
+        return cv2.VideoCapture(int(uri)) if uri.isdigit() else cv2.VideoCapture(uri, cv2.CAP_V4L2)
+    prefer_rtsp_over_tcp(spec)
+    return open_ffmpeg(uri, open_timeout_s, read_timeout_s)
+
+
+def connect_live(spec: SourceSpec, open_timeout_s: float,
+                 read_timeout_s: float) -> tuple[cv2.VideoCapture, np.ndarray] | None:
+    """An open live capture and its first frame, or None (capture released) when there is no video."""
+    cap = open_live(spec, open_timeout_s, read_timeout_s)
+    image = read_first(cap)
+    return None if image is None else (cap, image)
+
+
+def live_unavailable(spec: SourceSpec) -> FacestreamError:
+    """The one-line error for a camera or stream that gave no frame."""
+    what = "camera not available" if spec.kind == "camera" else "cannot connect or no video"
+    return FacestreamError(f"{spec.name} ({spec.display}): {what}")

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 class FileSource:
     def __init__(self, spec: SourceSpec, *, realtime: bool = False, open_timeout_s: float = 10.0,
-                 read_timeout_s: float = 5.0) -> None:
+                 read_timeout_s: float = 5.0, start_frame: int = 0) -> None:
         self.spec = spec
         self.realtime = realtime
         self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s  # remote files only
@@ -32,6 +32,8 @@ class FileSource:
         self._first = None
         self._t0: float | None = None
         self._index = 0
+        self.start_frame = start_frame  # a restarted reader resumes the file here
+        self.skipped = 0  # frames before start_frame it could not position on (0 when the seek is exact)
 
     def open(self) -> None:
         if self.spec.remote:
@@ -53,7 +55,30 @@ class FileSource:
         self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.frame_count = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
         self.height, self.width = image.shape[:2]
+        if self.start_frame > 0:
+            self._resume(self.start_frame)
         log.info("%s: %dx%d, %.2f fps, %d frames", self.spec.name, self.width, self.height, self.fps, self.frame_count)
+
+    def _resume(self, index: int) -> None:
+        """Position on frame ``index``: a seek, checked; else decode forward to it (exact, slower)."""
+        cap = self._cap
+        assert cap is not None
+        if cap.set(cv2.CAP_PROP_POS_FRAMES, index):
+            ok, image = cap.read()
+            if ok and image is not None and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == index + 1:
+                self._first, self._index = (image, self._pts_now(cap, index)), index
+                log.info("%s: resumed at frame %d", self.spec.name, index)
+                return
+        cap.release()  # where a failed seek left it is unknown: start over and count
+        self._cap = None
+        self.start_frame = 0
+        self.open()
+        cap = self._cap
+        self._first, self._index = None, 1
+        while self._index < index and cap.grab():
+            self._index += 1
+        self.skipped = index - self._index
+        log.info("%s: resumed at frame %d by decoding forward", self.spec.name, self._index)
 
     def read(self, timeout: float | None = None) -> Frame | None:
         if self._cap is None:

@@ -9,7 +9,6 @@ backoff, logging each attempt.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
@@ -17,10 +16,9 @@ from dataclasses import dataclass
 
 import cv2
 
-from stream.errors import FacestreamError
 from stream.frames import Frame
 from stream.sources.base import SourceStats, SourceTimeout
-from stream.sources.capture import open_ffmpeg, read_first
+from stream.sources.capture import connect_live, live_unavailable
 from stream.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
@@ -42,7 +40,7 @@ class ReconnectPolicy:
 
 class LiveSource:
     def __init__(self, spec: SourceSpec, *, reconnect: ReconnectPolicy | None = None,
-                 open_timeout_s: float = 10.0, read_timeout_s: float = 5.0) -> None:
+                 open_timeout_s: float = 10.0, read_timeout_s: float = 5.0, start_frame: int = 0) -> None:
         self.spec = spec
         self.policy = reconnect or ReconnectPolicy()
         self.open_timeout_s = open_timeout_s
@@ -52,31 +50,18 @@ class LiveSource:
         self.stats = SourceStats()
         self._cond = threading.Condition()
         self._latest: Frame | None = None
-        self._taken_index = -1
+        self._taken_index = start_frame - 1
         self._stop = threading.Event()
         self._ended = False
         self._thread: threading.Thread | None = None
-        self._index = 0
+        self._index = start_frame  # a restarted reader numbers on from where its predecessor stopped
 
     # -- capture ---------------------------------------------------------------------------------
-    def _open_capture(self) -> cv2.VideoCapture:
-        uri = self.spec.uri
-        if self.spec.kind == "camera":
-            target: int | str = int(uri) if uri.isdigit() else uri
-            cap = cv2.VideoCapture(target, cv2.CAP_V4L2) if isinstance(target, str) else cv2.VideoCapture(target)
-        else:
-            if uri.lower().startswith("rtsp") and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ:
-                # TCP interleaving survives NAT and packet loss; OpenCV 4.11 reads this variable inverted
-                # (any non-empty value selects prefer_tcp), and 'rtsp_transport;tcp' is right on both.
-                os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
-            cap = open_ffmpeg(uri, self.open_timeout_s, self.read_timeout_s)
-        return cap
-
     def _connect(self) -> tuple[cv2.VideoCapture, object] | None:
-        cap = self._open_capture()
-        image = read_first(cap)
-        if image is None:
+        connected = connect_live(self.spec, self.open_timeout_s, self.read_timeout_s)
+        if connected is None:
             return None
+        cap, image = connected
         self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.height, self.width = image.shape[:2]
         return cap, image
@@ -85,8 +70,7 @@ class LiveSource:
         """Connect once (so a wrong URL fails now), then start the grab thread."""
         connected = self._connect()
         if connected is None:
-            what = "camera not available" if self.spec.kind == "camera" else "cannot connect or no video"
-            raise FacestreamError(f"{self.spec.name} ({self.spec.display}): {what}")
+            raise live_unavailable(self.spec)
         log.info("%s: connected to %s, %dx%d, %.2f fps", self.spec.name, self.spec.display, self.width,
                  self.height, self.fps)
         self._thread = threading.Thread(target=self._run, args=connected, name=f"grab-{self.spec.name}", daemon=True)

@@ -9,8 +9,13 @@ from stream.sources.spec import SourceSpec
 
 
 def open_source(spec: SourceSpec, *, realtime: bool = False, reconnect: ReconnectPolicy | None = None,
-                open_timeout_s: float = 10.0, read_timeout_s: float = 5.0) -> FrameSource:
-    """Construct (not yet open) the source for ``spec``; call ``open()`` on the result."""
+                open_timeout_s: float = 10.0, read_timeout_s: float = 5.0, start_frame: int = 0) -> FrameSource:
+    """Construct (not yet open) the source for ``spec``; call ``open()`` on the result.
+
+    ``start_frame``: the index of the first frame (a file is positioned there; live frames are
+    numbered from there), for a reader restarted after its predecessor read that many."""
     if spec.kind == "file":
-        return FileSource(spec, realtime=realtime, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s)
-    return LiveSource(spec, reconnect=reconnect, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s)
+        return FileSource(spec, realtime=realtime, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s,
+                          start_frame=start_frame)
+    return LiveSource(spec, reconnect=reconnect, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s,
+                      start_frame=start_frame)

@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from stream.errors import FacestreamError
+from stream.sources.credentials import expand_env, mask_credentials, url_path
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 # A recorded video served over HTTP is a file, not a live stream: every frame, and it ends at its end.
@@ -36,47 +36,46 @@ class SourceSpec:
 
     @property
     def display(self) -> str:
-        """The URI with any password masked, for logs and errors."""
+        """The URI with any password or secret query value masked, for logs, errors and events."""
         return mask_credentials(self.uri)
 
-
-def mask_credentials(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{parts.username}:***@{host}", parts.path, parts.query, parts.fragment))
+    def __repr__(self) -> str:  # never the raw URI: a spec may end up in a log line or an error
+        return f"SourceSpec(name={self.name!r}, uri={self.display!r}, kind={self.kind!r})"
 
 
 def _kind(uri: str) -> Literal["file", "camera", "stream"]:
     if _CAMERA.match(uri):
         return "camera"
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
-    if scheme in REMOTE_FILE_SCHEMES and PurePosixPath(urlsplit(uri).path).suffix.lower() in VIDEO_FILE_SUFFIXES:
+    if scheme in REMOTE_FILE_SCHEMES and PurePosixPath(url_path(uri)).suffix.lower() in VIDEO_FILE_SUFFIXES:
         return "file"
     if scheme in STREAM_SCHEMES:
         return "stream"
     if scheme and scheme != "file":
-        raise FacestreamError(f"{uri}: unsupported source scheme {scheme!r} (use a file, a camera, or "
-                              f"{', '.join(s + '://' for s in STREAM_SCHEMES[:5])}...)")
+        raise FacestreamError(f"{mask_credentials(uri)}: unsupported source scheme {scheme!r} (use a file, "
+                              f"a camera, or {', '.join(s + '://' for s in STREAM_SCHEMES[:5])}...)")
     return "file"
 
 
 def parse_source(text: str, index: int) -> SourceSpec:
-    """``[NAME=]URI``; the default name is the file stem, or ``cam<index>`` for cameras and streams."""
+    """``[NAME=]URI``; the default name is the file stem, or ``cam<index>`` for cameras and streams.
+
+    ``${VAR}`` in the URI is replaced from the environment, so a password need not be on the
+    command line, where every user can read it (``ps``).
+    """
     text = text.strip()
+    shown = mask_credentials(text)
     name: str | None = None
     head, sep, tail = text.partition("=")
     if sep and _NAME.match(head) and "://" not in head and "/" not in head:
         name, uri = head, tail.strip()
     elif sep and not head:
-        raise FacestreamError(f"--source {text!r}: empty name before '='")
+        raise FacestreamError(f"--source {shown!r}: empty name before '='")
     else:
         uri = text
     if not uri:
-        raise FacestreamError(f"--source {text!r}: nothing after the name")
+        raise FacestreamError(f"--source {shown!r}: nothing after the name")
+    uri = expand_env(uri, f"--source {shown!r}")
     if uri.startswith("file://"):
         uri = uri[len("file://") :]
     kind = _kind(uri)
@@ -84,7 +83,7 @@ def parse_source(text: str, index: int) -> SourceSpec:
         if kind != "file":
             name = f"cam{index}"
         else:  # the file's stem, also for a URL (its path, without the query)
-            name = PurePosixPath(urlsplit(uri).path).stem if "://" in uri else Path(uri).stem
+            name = PurePosixPath(url_path(uri)).stem if "://" in uri else Path(uri).stem
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64] or f"cam{index}"
     return SourceSpec(name=name, uri=uri, kind=kind)
 

@@ -23,6 +23,8 @@ def test_events_for_a_track_life(default_model):
     unknown = Faces(box, [0.9], np.zeros((1, NUM_KEYPOINTS, 2)), track_id=[9], embeddings=np.full((1, 128), np.nan))
     events += stage.process(FrameResult("cam1", 6, 0.2, 0.0, unknown, np.array([False]),
                                         [EndedTrack(4, 0, 5, 6, (10, 10, 110, 110))]))
+    # Every new track starts unconfident (the detect worker may hold its id as confident), then calms.
+    assert stage.take_status_updates() == [(4, False), (4, True), (9, False)]
     events += stage.flush("cam1")
     kinds = [(e.type, e.track_id, e.identity) for e in events]
     # Published ids are the stage's own (1, 2, ...), not the tracker's (4, 9).
@@ -32,7 +34,7 @@ def test_events_for_a_track_life(default_model):
     identity = events[1]
     assert identity.frame == 2 and identity.source == "cam1" and identity.bbox == [10, 10, 110, 110]
     assert events[3].votes["counts"] == {"ann": 6}
-    assert stage.take_status_updates() == [(4, True)]
+    assert stage.take_status_updates() == []  # nothing about ended tracks is left to send
     assert stage.label(4) == "#4 unknown"  # ended: forgotten
 
 

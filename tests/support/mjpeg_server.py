@@ -11,6 +11,7 @@ import http.server
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 
@@ -50,7 +51,7 @@ class MjpegServer:
                 pass
 
             def do_GET(self) -> None:
-                if self.path != "/video.mjpg":
+                if urlsplit(self.path).path != "/video.mjpg":  # a query (?password=...) is ignored, as cameras do
                     self.send_error(404)
                     return
                 self.send_response(200)

@@ -1,0 +1,200 @@
+"""What a run knows that must outlive any one worker: counts, positions and slot ownership.
+
+Every worker can be SIGKILLed and restarted at any moment. What it kept in its own memory is then
+gone, so the figures a run reports (event ``seq``, frames, totals, restarts) and the positions a
+restarted worker resumes from (the next frame of a file, the next track id) live here, in shared
+memory created by the supervisor. Each counter has one writing process at a time, so plain
+shared words need no locks (a lock held by a killed process would never be released).
+
+The track lifecycle, which needs more than counters to rebuild, goes to an append-only journal
+of events (``TrackJournal``): a restarted publisher replays it to end the tracks its predecessor
+left open, and to keep the run's list of named tracks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: ``SourceLedger.holders`` value of a slot that is free (its token is in the reader's channel).
+RELEASED = -2
+
+_RUN_INTS = ("seq", "events", "faces", "embedded", "tracks", "batches", "batch_crops",
+             "publish_sent", "publish_dropped", "publish_unheard")
+_RUN_FLOATS = ("first_capture", "last_done", "ms_read", "ms_detect", "ms_embed", "ms_publish", "timed_frames")
+_SOURCE_INTS = (
+    "read_next",  # reader: index of the next frame to read (a restarted reader resumes there)
+    "read_skipped",  # reader: frames a resumed file could not be positioned on
+    "live_dropped",  # reader: live frames dropped (newest-frame policy), kept current
+    "end_read", "end_detect", "end_embed", "end_publish",  # 1 once that stage passed the source's end on
+    "frames",  # publisher: frames published
+    "last_frame",  # publisher: index of the last frame published (-1: none yet)
+    "lost",  # publisher: frames that never reached it (lost with a killed worker)
+    "duplicates",  # publisher: frames that reached it twice (a reader killed just after sending)
+    "next_track_id",  # publisher: last published track id of the source
+)
+END_MARKERS = {"reader": "end_read", "detect": "end_detect", "embed": "end_embed", "publish": "end_publish"}
+
+
+class Counters:
+    """Named int64 and float64 words in shared memory (``RawArray``: no lock, one writer at a time)."""
+
+    def __init__(self, ctx: Any, ints: Iterable[str], floats: Iterable[str] = (), initial: dict | None = None) -> None:
+        ints, floats = tuple(ints), tuple(floats)
+        self._slots = {name: (0, i) for i, name in enumerate(ints)} | {name: (1, i) for i, name in enumerate(floats)}
+        self._arrays = (ctx.RawArray("q", max(len(ints), 1)), ctx.RawArray("d", max(len(floats), 1)))
+        for name, value in (initial or {}).items():
+            self[name] = value
+
+    def __getitem__(self, name: str) -> Any:
+        kind, i = self._slots[name]
+        return self._arrays[kind][i]
+
+    def __setitem__(self, name: str, value: float) -> None:
+        kind, i = self._slots[name]
+        self._arrays[kind][i] = value
+
+    def add(self, name: str, amount: float = 1) -> Any:
+        """Add and return the new value (only the counter's one writer may call this)."""
+        kind, i = self._slots[name]
+        self._arrays[kind][i] += amount
+        return self._arrays[kind][i]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: self[name] for name in self._slots}
+
+
+@dataclass
+class SourceLedger:
+    counters: Counters
+    holders: Any  # RawArray('q', slots): frame index held by each slot, or RELEASED
+
+    def __getitem__(self, name: str) -> Any:
+        return self.counters[name]
+
+    def __setitem__(self, name: str, value: float) -> None:
+        self.counters[name] = value
+
+    def add(self, name: str, amount: float = 1) -> Any:
+        return self.counters.add(name, amount)
+
+    def ended_before(self, stage: str) -> bool:
+        """Whether the stage upstream of ``stage`` has passed this source's end on."""
+        upstream = {"detect": "reader", "embed": "detect", "publish": "embed"}[stage]
+        return bool(self[END_MARKERS[upstream]])
+
+    def mark_ended(self, stage: str) -> None:
+        self[END_MARKERS[stage]] = 1
+
+
+@dataclass
+class RunLedger:
+    run: Counters
+    sources: dict[str, SourceLedger]
+    workers: list[str]  # process names by heartbeat index
+    incarnations: Any  # RawArray('q'): starts of each process (0 before its first start)
+    journal_path: Path
+
+    @classmethod
+    def create(cls, ctx: Any, slots: dict[str, int], workers: list[str], journal_path: Path) -> RunLedger:
+        sources = {}
+        for name, n in slots.items():
+            holders = ctx.RawArray("q", n)
+            holders[:] = [RELEASED] * n
+            sources[name] = SourceLedger(Counters(ctx, _SOURCE_INTS, initial={"last_frame": -1}), holders)
+        return cls(Counters(ctx, _RUN_INTS, _RUN_FLOATS), sources, list(workers), ctx.RawArray("q", len(workers)),
+                   Path(journal_path))
+
+    def restarts(self) -> dict[str, int]:
+        """Restarts per process so far (starts after the first)."""
+        return {name: max(int(self.incarnations[i]) - 1, 0) for i, name in enumerate(self.workers)}
+
+
+@dataclass
+class JournalState:
+    """What a publisher rebuilds from the journal."""
+
+    open_tracks: dict[tuple[str, int], dict] = field(default_factory=dict)  # last event of each open track
+    named: dict[tuple[str, int], list[str]] = field(default_factory=dict)  # identities each track was given
+    lost: dict[str, list[list[int]]] = field(default_factory=dict)  # per source: [first, last] frame ranges
+
+
+class TrackJournal:
+    """Append-only JSON lines: track events and lost-frame ranges, one ``write`` each.
+
+    A line is written before the event goes out, so a restarted publisher ends every track a
+    consumer may have seen start. A kill mid-line leaves a torn last line, which replay skips.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def append(self, record: dict) -> None:
+        os.write(self._fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    @staticmethod
+    def replay(path: Path) -> JournalState:
+        state = JournalState()
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return state
+        for line in text.splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the line a killed publisher was writing
+            if "lost" in record:
+                state.lost.setdefault(record["source"], []).append(record["lost"])
+                continue
+            key = (record["source"], int(record["track_id"]))
+            if record["type"] == "track_ended":
+                state.open_tracks.pop(key, None)
+            else:
+                state.open_tracks[key] = record
+            name = record.get("identity")
+            if record["type"] == "identity" and name:
+                names = state.named.setdefault(key, [])
+                if not names or names[-1] != name:
+                    names.append(name)
+        return state
+
+
+class SourceEnds:
+    """Which of a stage's sources are still open, and the ends a killed predecessor swallowed.
+
+    A source's end travels down the pipeline as an ``EndOfSource`` message; each stage marks the
+    ledger once it has passed it on. A worker killed between taking that message and passing it on
+    would leave every later stage waiting forever, so when a stage is idle it checks: upstream
+    has marked the end, and nothing is left in the inbox, so the message was lost with the worker
+    before it, and the stage makes it again.
+    """
+
+    def __init__(self, ledger: RunLedger, stage: str, sources: Iterable[str]) -> None:
+        self.stage = stage
+        self.ledgers = {name: ledger.sources[name] for name in sources}
+        self.open = {name for name, led in self.ledgers.items() if not led[END_MARKERS[stage]]}
+
+    def passed(self, source: str) -> None:
+        """Call after the source's end has been passed downstream."""
+        self.open.discard(source)
+        self.ledgers[source].mark_ended(self.stage)
+
+    def swallowed(self, inbox_empty: Any) -> list:
+        """Ends to make again; ``inbox_empty()`` is asked after the markers are read (the order matters:
+        upstream sends the message before it sets the marker)."""
+        from stream.pipeline.messages import EndOfSource
+
+        ended = [name for name in sorted(self.open) if self.ledgers[name].ended_before(self.stage)]
+        if not ended or not inbox_empty():
+            return []
+        return [EndOfSource(name, int(self.ledgers[name]["read_next"]), int(self.ledgers[name]["live_dropped"]),
+                            None) for name in ended]

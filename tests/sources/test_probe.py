@@ -1,0 +1,90 @@
+"""Probing cameras and streams before the pipeline starts: real servers on 127.0.0.1, real FFmpeg."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from stream.errors import FacestreamError
+from stream.sources.probe import probe_live, probe_live_sources
+from stream.sources.spec import parse_source
+from tests.conftest import media_path
+from tests.support.mjpeg_server import MjpegServer
+from tests.support.net import free_port
+
+SECRET = "S3cretXYZ"
+
+
+@pytest.fixture
+def camera() -> Iterator[MjpegServer]:
+    server = MjpegServer(media_path("short_hamilton_clip.mp4")).start()
+    yield server
+    server.stop()
+
+
+@contextmanager
+def silent_servers(n: int) -> Iterator[list[int]]:
+    """Ports where a connection is accepted (by the kernel) and never answered: each open waits for its timeout."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            s.listen(16)
+            socks.append(s)
+        yield [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_a_reachable_camera_gives_its_size(camera):
+    url = camera.url.replace("http://", f"http://admin:{SECRET}@") + f"?password={SECRET}"
+    probe = probe_live(parse_source(f"door={url}", 0), open_timeout_s=5, read_timeout_s=3)
+    assert (probe.width, probe.height) == (640, 360)
+
+
+def test_an_unreachable_stream_is_one_line_with_the_secret_masked():
+    spec = parse_source(f"door=rtsp://admin:{SECRET}@127.0.0.1:{free_port()}/live?token={SECRET}", 0)
+    with pytest.raises(FacestreamError) as info:
+        probe_live(spec, open_timeout_s=2, read_timeout_s=2)
+    assert str(info.value) == f"door ({spec.display}): cannot connect or no video"
+    assert SECRET not in str(info.value)
+
+
+def test_a_missing_camera_is_not_available():
+    with pytest.raises(FacestreamError, match=r"^desk \(/dev/video99\): camera not available$"):
+        probe_live(parse_source("desk=/dev/video99", 0))
+
+
+def test_a_file_is_not_probed_here():
+    with pytest.raises(ValueError, match="cameras and streams"):
+        probe_live(parse_source("clip.mp4", 0))
+
+
+@pytest.mark.slow
+def test_several_sources_cost_one_timeout_and_one_line_names_every_bad_one(camera):
+    timeout = 4.0  # one after the other, the three silent servers alone would take 12 s
+    with silent_servers(3) as ports:
+        specs = [parse_source(f"c{i}=http://admin:{SECRET}@127.0.0.1:{p}/video.mjpg", i) for i, p in enumerate(ports)]
+        specs += [parse_source(f"door={camera.url}", 3), parse_source("desk=/dev/video99", 4)]
+        t0 = time.monotonic()
+        with pytest.raises(FacestreamError) as info:
+            probe_live_sources(specs, open_timeout_s=timeout, read_timeout_s=timeout)
+        elapsed = time.monotonic() - t0
+    message = str(info.value)
+    assert "\n" not in message and SECRET not in message
+    assert [f"c{i} (" in message for i in range(3)] == [True] * 3
+    assert "desk (/dev/video99): camera not available" in message and "door" not in message
+    assert elapsed < 2.5 * timeout, f"{elapsed:.1f} s: the probes ran one after the other"
+
+
+@pytest.mark.slow
+def test_several_reachable_sources_all_answer(camera):
+    specs = [parse_source(f"c{i}={camera.url}", i) for i in range(2)]
+    probes = probe_live_sources(specs, open_timeout_s=5, read_timeout_s=3)
+    assert [(p.width, p.height) for p in probes] == [(640, 360)] * 2
