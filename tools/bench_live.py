@@ -7,6 +7,7 @@ pipeline's summary says: frames processed against the frames the server sent (no
 backlog means ~all of them, with drops counted, never queued), and capture->event latency.
 
     python tools/bench_live.py [--seconds 30] [--json out.json]
+    python tools/bench_live.py --checkout /tmp/old-facestream   # the same, with another tree's code
 """
 
 from __future__ import annotations
@@ -30,10 +31,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--checkout", type=Path, help="run facestream from this source tree (before/after figures)")
+    ap.add_argument("--idle-seconds", type=float, default=0.0,
+                    help="then stop the stream and measure each process's CPU while the pipeline idles")
     ap.add_argument("facestream_args", nargs="*")
     args = ap.parse_args()
 
     from tests.support.rtsp import RtspServer, gstreamer_rtsp_missing
+    from tools.cpu_figures import format_cpu
+
+    env = dict(os.environ)
+    if args.checkout:
+        env["PYTHONPATH"] = str(args.checkout.resolve())
 
     missing = gstreamer_rtsp_missing()
     if missing:
@@ -44,12 +53,13 @@ def main() -> int:
             gallery = Path(tmp) / "g.npz"
             subprocess.run([sys.executable, "-m", "stream", "enroll", "--gallery", str(gallery), "--name",
                             "lin-manuel-miranda", str(MEDIA / "lin-manuel-miranda.png")], check=True,
-                           capture_output=True)
+                           capture_output=True, env=env)
             summary_path = Path(tmp) / "summary.json"
             proc = subprocess.Popen([sys.executable, "-m", "stream", "run", "--source", f"live={server.url}",
                                      "--gallery", str(gallery), "--no-progress", "--summary-json", str(summary_path),
-                                     *args.facestream_args], stderr=subprocess.PIPE, text=True)
+                                     *args.facestream_args], stderr=subprocess.PIPE, text=True, env=env)
             time.sleep(args.seconds)
+            idle = idle_cpu(proc.pid, server, args.idle_seconds) if args.idle_seconds else None
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=60)
             if proc.returncode != 0:
@@ -66,9 +76,53 @@ def main() -> int:
     print(f"capture -> event latency ms: p50 {lat.get('p50')} p95 {lat.get('p95')} p99 {lat.get('p99')} "
           f"max {lat.get('max')}")
     print(f"stage ms/frame: {summary['stage_ms_per_frame']}; named: {summary['named_tracks']}")
+    print(format_cpu(summary, args.seconds))
+    if idle is not None:
+        print(f"idle (stream stopped, {args.idle_seconds:.0f} s) CPU % of one core: "
+              + "  ".join(f"{name} {pct:.1f}" for name, pct in sorted(idle.items())))
+        summary["idle_cpu_percent"] = idle
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     return 0
+
+
+def _cpu_ticks(pid: int) -> tuple[str, int] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat.rsplit(")", 1)[1].split()
+    return name, int(fields[11]) + int(fields[12])
+
+
+def _family(root: int) -> list[int]:
+    """root and its children (the pipeline's workers)."""
+    pids = [root]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == root:
+                    pids.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return pids
+
+
+def idle_cpu(root: int, server, seconds: float) -> dict[str, float]:
+    """Kill the stream, let the reader fall into its reconnect loop, then sample every process."""
+    server.kill()
+    time.sleep(2.0)
+    pids = _family(root)
+    before = {pid: _cpu_ticks(pid) for pid in pids}
+    time.sleep(seconds)
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        a, b = before[pid], _cpu_ticks(pid)
+        if a and b:
+            out[f"{b[0]}[{pid}]"] = round(100 * (b[1] - a[1]) / ticks / seconds, 1)
+    return out
 
 
 if __name__ == "__main__":

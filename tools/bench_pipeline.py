@@ -27,6 +27,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tools.cpu_figures import cpu_ms_per_frame  # noqa: E402 - after the path fix
+
 MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO / "tests" / "media"))
 ENROLL = {"lin-manuel-miranda": "lin-manuel-miranda.png", "alex-lacamoire": "alex-lacamoire.png"}
 
@@ -63,12 +66,12 @@ def reference(clip: Path, max_frames: int | None) -> dict:
             "ms_per_face_embedding": round(1e3 * embed_s / max(faces, 1), 1)}
 
 
-def facestream(clip: Path, gallery: Path, workdir: Path, extra: list[str]) -> dict:
+def facestream(clip: Path, gallery: Path, workdir: Path, extra: list[str], env: dict | None = None) -> dict:
     summary = workdir / "summary.json"
     cmd = [sys.executable, "-m", "stream", "run", "--source", str(clip), "--gallery", str(gallery),
            "--no-progress", "--summary-json", str(summary), *extra]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"facestream run failed ({proc.returncode}):\n{proc.stderr}")
@@ -77,7 +80,7 @@ def facestream(clip: Path, gallery: Path, workdir: Path, extra: list[str]) -> di
             "process_wall_s": round(wall, 3), "process_fps": round(s["frames"] / wall, 2),
             "pipeline_fps": s["fps"], "stage_ms_per_frame": s["stage_ms_per_frame"],
             "mean_batch": s["mean_batch"], "latency_ms": s["latency_ms"], "named_tracks": s["named_tracks"],
-            "engine": s.get("engine")}
+            "engine": s.get("engine"), "cpu_s": s.get("cpu_s"), "cpu_ms_per_frame": cpu_ms_per_frame(s)}
 
 
 def main() -> int:
@@ -86,24 +89,37 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=2, help="alternating runs of each; medians are reported")
     ap.add_argument("--reference-frames", type=int, default=None, help="limit the reference to N frames")
     ap.add_argument("--json", type=Path, help="write all figures here")
+    ap.add_argument("--checkout", type=Path, help="run facestream from this source tree (before/after figures)")
+    ap.add_argument("--no-reference", action="store_true", help="facestream only (CPU figures, no ratio)")
     ap.add_argument("facestream_args", nargs="*", help="extra args for `facestream run` (after --)")
     args = ap.parse_args()
     if not args.clip.is_file():
         raise SystemExit(f"{args.clip}: not found (benchmarks read tests/media)")
 
+    env = dict(os.environ)
+    if args.checkout:
+        env["PYTHONPATH"] = str(args.checkout.resolve())
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         gallery = work / "gallery.npz"
         for name, file in ENROLL.items():
             subprocess.run([sys.executable, "-m", "stream", "enroll", "--gallery", str(gallery), "--name", name,
-                            str(MEDIA / file)], check=True, capture_output=True)
+                            str(MEDIA / file)], check=True, capture_output=True, env=env)
         refs, ours = [], []
         for run in range(args.runs):
-            ours.append(facestream(args.clip, gallery, work, args.facestream_args))
-            refs.append(reference(args.clip, args.reference_frames))
+            ours.append(facestream(args.clip, gallery, work, args.facestream_args, env))
             print(f"run {run + 1}: facestream {ours[-1]['process_fps']:.1f} fps (process), "
-                  f"{ours[-1]['pipeline_fps']:.1f} fps (pipeline); face_recognition {refs[-1]['fps']:.2f} fps",
+                  f"{ours[-1]['pipeline_fps']:.1f} fps (pipeline); CPU ms/frame {ours[-1]['cpu_ms_per_frame']}",
                   file=sys.stderr)
+            if not args.no_reference:
+                refs.append(reference(args.clip, args.reference_frames))
+                print(f"run {run + 1}: face_recognition {refs[-1]['fps']:.2f} fps", file=sys.stderr)
+    if args.no_reference:
+        print(json.dumps([{k: o[k] for k in ("frames", "process_fps", "pipeline_fps", "cpu_ms_per_frame")}
+                          for o in ours], indent=1))
+        if args.json:
+            args.json.write_text(json.dumps({"facestream": ours}, indent=2))
+        return 0
 
     ref_fps = statistics.median(r["fps"] for r in refs)
     proc_fps = statistics.median(o["process_fps"] for o in ours)
@@ -119,6 +135,7 @@ def main() -> int:
           f"faces {last['faces']} embedded {last['embedded']} tracks {last['tracks']}")
     print(f"facestream latency ms: {last['latency_ms']}")
     print(f"facestream named tracks: {last['named_tracks']}")
+    print(f"facestream CPU ms/frame (all processes): {last['cpu_ms_per_frame']}")
     if args.json:
         args.json.write_text(json.dumps({"reference": refs, "facestream": ours, "ratio_process": proc_fps / ref_fps,
                                          "ratio_pipeline": pipe_fps / ref_fps}, indent=2))

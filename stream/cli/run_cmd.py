@@ -109,4 +109,14 @@ def format_summary(s: dict) -> str:
             f"({s.get('embedded', 0)} embedded), {s.get('tracks', 0)} tracks, {s.get('fps', 0):.1f} fps; "
             f"latency p50 {lat.get('p50', 0):.0f} ms p95 {lat.get('p95', 0):.0f} ms; "
             f"ms/frame: {split}; identities: {', '.join(named) or 'none'}; "
-            f"engine {(s.get('engine') or {}).get('backend', '?')}")
+            f"engine {(s.get('engine') or {}).get('backend', '?')}{_restarts(s)}")
+
+
+def _restarts(s: dict) -> str:
+    """Restarts and what they cost, said in the summary line (never only in the log)."""
+    restarts = {name: n for name, n in (s.get("restarts") or {}).items() if n}
+    if not restarts:
+        return ""
+    lost = sum(src.get("lost", 0) for src in (s.get("per_source") or {}).values())
+    return (f"; restarts: {', '.join(f'{name} x{n}' for name, n in sorted(restarts.items()))}"
+            f" ({lost} frame{'s' if lost != 1 else ''} lost)")

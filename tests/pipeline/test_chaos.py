@@ -17,11 +17,11 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import cv2
 import pytest
 
 from stream.events.mot import read_mot
-from tests.conftest import REPO, media_path
+from tests.conftest import REPO
+from tests.support.scenes import write_looped_clip
 
 pytestmark = pytest.mark.slow
 
@@ -33,20 +33,7 @@ KILLS_PER_KIND = 3
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory) -> tuple[Path, int]:
     path = tmp_path_factory.mktemp("chaos") / "looped.mp4"
-    cap = cv2.VideoCapture(str(media_path("short_hamilton_clip.mp4")))
-    frames = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(image)
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (w, h))
-    for _ in range(LOOPS):
-        for image in frames:
-            writer.write(image)
-    writer.release()
-    return path, LOOPS * len(frames)
+    return path, write_looped_clip(path, LOOPS)
 
 
 def _children(marker: str) -> dict[str, list[int]]:
@@ -109,6 +96,7 @@ def test_random_kills_of_every_worker_kind_leave_the_events_and_counts_consisten
             proc.kill()
     context = f"seed {seed} (FACESTREAM_CHAOS_SEED), kills {dict(killed)}\n{err[-3000:]}"
     assert proc.returncode == 0, context
+    assert "restarts: " in err and "lost)" in err, "the summary line names the restarts"
     assert sum(killed.values()) >= len(KINDS) * (KILLS_PER_KIND - 1), context
     summary = json.loads(summary_path.read_text())
 
@@ -130,8 +118,9 @@ def test_random_kills_of_every_worker_kind_leave_the_events_and_counts_consisten
     assert max(started.values()) == 1, "a track id was started twice"
     assert started == ended, f"unbalanced: {set(started) ^ set(ended)}"
     # Frames never go back: the frames of what is published per frame, and the per-frame track rows.
-    live_frames = [e["frame"] for e in events if e["type"] in ("track_started", "identity")]
-    assert all(a <= b for a, b in itertools.pairwise(live_frames)), "an event went back in frames"
+    live = [(e["frame"], e["pts"]) for e in events if e["type"] in ("track_started", "identity")]
+    assert all(a <= b for a, b in itertools.pairwise(f for f, _ in live)), "an event went back in frames"
+    assert all(a <= b for a, b in itertools.pairwise(p for _, p in live)), "an event went back in pts"
     rows = [r[0] for r in read_mot(tracks_path)]
     assert all(a <= b for a, b in itertools.pairwise(rows)), "tracks-out went back in frames"
     first_seen: dict[int, int] = {}
@@ -141,3 +130,7 @@ def test_random_kills_of_every_worker_kind_leave_the_events_and_counts_consisten
         elif e["type"] == "track_ended":
             assert e["frame"] >= first_seen[e["track_id"]]
     assert summary["frames"] == source["frames"]
+    # Heartbeats report the restarts as they happen.
+    beats = [e["stats"]["worker_restarted"] for e in events if e["type"] == "heartbeat"]
+    assert beats and all(set(b) == set(worker.values()) for b in beats)
+    assert all(b[w] <= summary["restarts"].get(w, 0) for b in beats for w in b)

@@ -327,3 +327,15 @@ def compose_logo_photo(path: str | Path | None = None) -> np.ndarray:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), wall)
     return wall
+
+
+def write_looped_clip(path: str | Path, loops: int) -> int:
+    """The Hamilton clip ``loops`` times over as one file (a longer real video); returns its frame count."""
+    frames = [image for _, image in clip_frames()]
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (w, h))
+    for _ in range(loops):
+        for image in frames:
+            writer.write(image)
+    writer.release()
+    return loops * len(frames)
