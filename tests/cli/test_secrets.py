@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import REPO, assert_one_line_error, media_path
 from tests.support.mjpeg_server import MjpegServer
 from tests.support.net import free_port
+from tests.support.procs import processes_with
 
 SECRET = "S3cretXYZ"
 
@@ -73,15 +74,7 @@ def _cmdlines() -> dict[int, bytes]:
 
 
 def _processes_with(marker: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
+    return list(processes_with(marker))
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ import pytest
 
 from stream.events.mot import read_mot
 from tests.conftest import REPO
+from tests.support.procs import processes_with
 from tests.support.scenes import write_looped_clip
 
 pytestmark = pytest.mark.slow
@@ -37,17 +38,10 @@ def long_clip(tmp_path_factory) -> tuple[Path, int]:
 
 
 def _children(marker: str) -> dict[str, list[int]]:
-    """pids of the run's processes by name (/proc/<pid>/comm), found by an environment marker."""
+    """pids of the run's processes by name."""
     out: dict[str, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker.encode() not in (entry / "environ").read_bytes():
-                continue
-            out.setdefault((entry / "comm").read_text().strip(), []).append(int(entry.name))
-        except OSError:
-            continue
+    for pid, name in processes_with(marker).items():
+        out.setdefault(name, []).append(pid)
     return out
 
 

@@ -17,6 +17,7 @@ import pytest
 from stream.events.mot import read_mot
 from tests.conftest import REPO, media_path
 from tests.support.http_files import serve_files
+from tests.support.procs import processes_with
 
 pytestmark = pytest.mark.slow
 
@@ -149,15 +150,7 @@ def start_realtime_run(engines_dir: Path, gallery: Path, summary: Path) -> tuple
 
 
 def _processes_with(marker: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
+    return list(processes_with(marker))
 
 
 def _sigint_to_the_supervisor(proc: subprocess.Popen) -> None:
