@@ -47,7 +47,7 @@ def torch_runner(model, max_batch: int):
         from onnx2torch import convert
     except ImportError:
         raise RuntimeError("onnx2torch not installed (pip install onnx2torch)") from None
-    from stream.inference.preprocess import to_input_tensor
+    from stream.models.preprocess import to_input_tensor
 
     net = convert(str(model.onnx_path)).cuda().eval()
 

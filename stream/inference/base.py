@@ -14,8 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
-from stream.inference.preprocess import to_input_tensor
 from stream.models.manifest import ModelManifest
+from stream.models.preprocess import to_input_tensor
 
 log = logging.getLogger(__name__)
 

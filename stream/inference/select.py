@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stream.errors import EngineUnavailable
 from stream.inference.base import Engine
+from stream.inference.gpu import gpu_visible
 from stream.models.store import InstalledModel
 
 log = logging.getLogger(__name__)
@@ -59,24 +57,9 @@ def tensorrt_available() -> tuple[bool, str]:
     missing = [m for m in ("tensorrt", "pycuda") if importlib.util.find_spec(m) is None]
     if missing:
         return False, f"{' and '.join(missing)} not installed (pip install 'facestream[gpu]')"
-    if not _gpu_visible():
+    if not gpu_visible():
         return False, "no NVIDIA GPU visible (no /dev/nvidia0 and nvidia-smi lists none)"
     return True, "tensorrt, pycuda and an NVIDIA GPU are present"
-
-
-def _gpu_visible() -> bool:
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        return False
-    if Path("/dev/nvidia0").exists():
-        return True
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return False
-    try:
-        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0 and "GPU" in out.stdout
 
 
 def choose_backend(cfg: EngineConfig) -> str:

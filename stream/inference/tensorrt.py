@@ -27,9 +27,9 @@ from stream.inference.cuda_buffers import (
     launch_on,
     run_double_buffered,
 )
-from stream.inference.preprocess import to_input_tensor
 from stream.inference.sidecar import BatchProfile, RuntimeFacts, find_engine
 from stream.inference.trt_build import TrtLogger, runtime_facts
+from stream.models.preprocess import to_input_tensor
 from stream.models.store import InstalledModel, ModelStore
 
 log = logging.getLogger(__name__)

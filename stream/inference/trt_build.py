@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.errors import EngineUnavailable
+from stream.inference.gpu import gpu_visible
 from stream.inference.sidecar import BatchProfile, EngineSidecar, RuntimeFacts, engine_file_name, write_sidecar
 from stream.models.store import InstalledModel
 
@@ -24,10 +25,8 @@ log = logging.getLogger(__name__)
 
 def missing_gpu_stack() -> list[str]:
     """What is missing for the TensorRT path, checked without importing or initialising CUDA."""
-    from stream.inference.select import _gpu_visible
-
     missing = [f"the {m} package" for m in ("tensorrt", "pycuda") if importlib.util.find_spec(m) is None]
-    if not _gpu_visible():
+    if not gpu_visible():
         missing.append("an NVIDIA GPU")
     return missing
 

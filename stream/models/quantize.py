@@ -27,8 +27,8 @@ import numpy as np
 import onnx
 
 from stream.errors import FacestreamError, ModelError
-from stream.inference.preprocess import to_input_tensor
 from stream.models.manifest import ModelManifest, sha256_file
+from stream.models.preprocess import to_input_tensor
 from stream.models.store import InstalledModel, ModelStore
 
 log = logging.getLogger(__name__)

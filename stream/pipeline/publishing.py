@@ -24,7 +24,7 @@ from stream.pipeline.stats import LatencyStats
 from stream.recognize.appearance import blur_quality
 
 if TYPE_CHECKING:
-    from stream.pipeline.workers import PublishSpec
+    from stream.pipeline.specs import PublishSpec
 
 log = logging.getLogger(__name__)
 

@@ -31,17 +31,9 @@ from stream.pipeline.process import Shared
 from stream.pipeline.queues import Channel, Inbox
 from stream.pipeline.shm import FrameRing, RingLayout
 from stream.pipeline.signals import StopSignals
+from stream.pipeline.specs import DetectSpec, EmbedSpec, PublishSpec, ReaderSpec
 from stream.pipeline.supervisor import PipelineFailed, ProcessSpec, Supervisor
-from stream.pipeline.workers import (
-    DetectSpec,
-    EmbedSpec,
-    PublishSpec,
-    ReaderSpec,
-    detect_main,
-    embed_main,
-    publish_main,
-    reader_main,
-)
+from stream.pipeline.workers import detect_main, embed_main, publish_main, reader_main
 from stream.sources.file import FileSource
 from stream.sources.spec import SourceSpec
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import cv2
@@ -20,13 +19,12 @@ import numpy as np
 from stream.config.schema import AppConfig
 from stream.errors import FacestreamError
 from stream.faces import Faces
-from stream.models.manifest import ModelManifest
 from stream.pipeline.embedding import EmbedLoop
 from stream.pipeline.ledger import RELEASED, SourceEnds
 from stream.pipeline.messages import EndOfSource, FacesMsg, FrameMsg, TrackStatus
 from stream.pipeline.process import Shared, beat, fatal_errors_exit, incarnation, init_process
 from stream.pipeline.shm import FrameRing, RingLayout
-from stream.sources.spec import SourceSpec
+from stream.pipeline.specs import DetectSpec, EmbedSpec, PublishSpec, ReaderSpec
 from stream.track.sort import EndedTrack
 
 log = logging.getLogger(__name__)
@@ -36,17 +34,6 @@ POLL_S = 0.25
 
 # ---------------------------------------------------------------------------------------------
 # reader
-
-
-@dataclass
-class ReaderSpec:
-    index: int
-    source: SourceSpec
-    config: AppConfig
-    layout: RingLayout
-    free_slots: Any  # Queue[int]
-    out: Any  # Queue to the source's detect worker
-    go: Any = None  # Event: every downstream worker is ready; start reading
 
 
 def reader_main(spec: ReaderSpec, shared: Shared) -> None:
@@ -180,18 +167,6 @@ def _fit(image: np.ndarray, layout: RingLayout) -> np.ndarray:
 # detect + track + align
 
 
-@dataclass
-class DetectSpec:
-    index: int
-    config: AppConfig
-    manifest: ModelManifest
-    layouts: dict[str, RingLayout]  # the sources this worker owns
-    inbox: Any
-    feedback: Any  # Queue[TrackStatus] from the publisher
-    out: Any  # Queue to the embedder
-    ready: Any = None  # Event set once the detector is loaded
-
-
 def detect_main(spec: DetectSpec, shared: Shared) -> None:
     from stream.align import FaceAligner
     from stream.detect.mediapipe_detector import pyplot_placeholder
@@ -299,18 +274,6 @@ def _drain_feedback(feedback: Any, videos: dict[str, VideoFaces], epoch: int) ->
 # embed
 
 
-@dataclass
-class EmbedSpec:
-    index: int
-    config: AppConfig
-    model_name: str
-    layouts: dict[str, RingLayout]
-    inbox: Any
-    out: Any
-    ready: Any  # Event set once the engine is loaded and warm
-    engine_info: Any  # Queue: one dict describing the engine chosen
-
-
 def embed_main(spec: EmbedSpec, shared: Shared) -> None:
     from stream.inference.select import create_engine
     from stream.models.store import ModelStore
@@ -347,21 +310,6 @@ def embed_main(spec: EmbedSpec, shared: Shared) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # track voting + events
-
-
-@dataclass
-class PublishSpec:
-    index: int
-    config: AppConfig
-    manifest: ModelManifest
-    layouts: dict[str, RingLayout]
-    inbox: Any
-    free_slots: dict[str, Any]  # per source: Queue[int]
-    feedback: dict[str, Any]  # per source: the owning detect worker's feedback queue
-    summary: Any  # Queue: one dict at the end
-    ready: Any = None  # Event set once sinks are open
-    annotate: Path | None = None
-    source_fps: dict[str, float] = field(default_factory=dict)
 
 
 def publish_main(spec: PublishSpec, shared: Shared) -> None:
