@@ -9,9 +9,13 @@ stream for the reader.
 
 A ``Channel`` has one reader and, at any moment, one writing process (a restarted writer takes
 over from a dead one), so it needs no locks: ``put`` writes the whole frame (length header and
-payload) with one ``write`` into a pipe enlarged to 1 MiB, before it returns. A message is thus
-either entirely in the pipe or not sent at all. Several writers may share a channel only for
-messages under ``PIPE_BUF`` (4 KiB), which the kernel writes atomically (error lines, CPU figures).
+payload) with one ``write`` into a pipe enlarged to 1 MiB, before it returns. While the pipe has
+room for the frame the kernel copies it in one go, and a writer killed at any moment leaves whole
+messages only. A writer that finds the pipe full waits inside the write with part of its frame
+copied; killed then, it would leave a torn frame. The pipeline never gets there: what is in flight
+is bounded by the frame slots of the rings (a dozen frames, a few kB of metadata each), far below
+1 MiB (tests/pipeline/test_queues.py shows both cases). Several writers may share a channel only for
+messages under ``PIPE_BUF`` (4 KiB), which the kernel writes atomically (error lines).
 """
 
 from __future__ import annotations
@@ -84,7 +88,8 @@ class Inbox:
 
 
 def _enlarge(fd: int) -> None:
-    """Room for every message the pipeline can have in flight, so writers rarely wait; best effort."""
+    """Room for every message the pipeline can have in flight, so a writer never waits; best effort
+    (the default 64 KiB still holds a ring's worth of messages)."""
     setter = getattr(fcntl, "F_SETPIPE_SZ", None)
     if setter is None:
         return

@@ -31,3 +31,24 @@ def test_port_in_use_is_one_line():
         s.listen()
         with pytest.raises(FacestreamError, match="cannot listen"):
             PipelineMetrics(s.getsockname()[1])
+
+
+def test_a_restarted_publisher_serves_the_run_s_totals_restarts_and_live_drops(tmp_path):
+    import multiprocessing as mp
+
+    from stream.pipeline.ledger import RunLedger
+
+    ledger = RunLedger.create(mp.get_context("spawn"), {"cam1": 4}, ["detect-0", "publish", "embed", "reader-cam1"],
+                              tmp_path / "journal")
+    ledger.sources["cam1"]["frames"] = 120  # published by the publisher that was killed
+    ledger.sources["cam1"]["live_dropped"] = 7  # the reader keeps this current
+    ledger.incarnations[:] = [3, 2, 1, 1]  # detect-0 restarted twice, publish once
+    port = free_port()
+    m = PipelineMetrics(port)
+    m.resume(ledger)
+    m.frames.labels("cam1").inc()
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert 'facestream_frames_total{source="cam1"} 121.0' in body
+    assert 'facestream_frames_dropped{source="cam1"} 7.0' in body
+    assert 'facestream_worker_restarts{worker="detect-0"} 2.0' in body
+    assert 'facestream_worker_restarts{worker="publish"} 1.0' in body
