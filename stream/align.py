@@ -121,3 +121,47 @@ def load_face_crops(paths: Iterable[Path], manifest: ModelManifest, detector=Non
             detector.close()
     w, h = aligner.size
     return np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8)
+
+
+def choose_face(faces: Faces, image_shape: tuple[int, ...], rule: str) -> int | None:
+    """Index of the face an image is about: ``"centre"`` (nearest the image centre, as in LFW's
+    centred crops) or ``"largest"`` (largest box); None when there is no face."""
+    if not len(faces):
+        return None
+    if rule == "largest":
+        w, h = faces.xyxy[:, 2] - faces.xyxy[:, 0], faces.xyxy[:, 3] - faces.xyxy[:, 1]
+        return int(np.argmax(w * h))
+    if rule == "centre":
+        centres = (faces.xyxy[:, :2] + faces.xyxy[:, 2:]) / 2
+        image_centre = np.array([image_shape[1], image_shape[0]], np.float32) / 2
+        return int(np.argmin(np.linalg.norm(centres - image_centre, axis=1)))
+    raise ValueError(f"unknown face rule {rule!r} (centre, largest)")
+
+
+def load_chosen_crops(paths: Iterable[Path], manifest: ModelManifest, rule: str = "largest",
+                      detector=None) -> tuple[np.ndarray, list[Path]]:
+    """One aligned crop per image, the face it is about (``choose_face``), detected and aligned as
+    ``load_face_crops`` does: (crops (N, H, W, 3) uint8 BGR in the order of the images found, the
+    images where no face was found). Images that fail to decode raise."""
+    from stream.detect import FaceDetector
+
+    own = detector is None
+    detector = detector or FaceDetector()
+    aligner = FaceAligner.for_model(manifest)
+    crops: list[np.ndarray] = []
+    missing: list[Path] = []
+    try:
+        for path in paths:
+            image = read_image(path)
+            faces = detector.detect(image)
+            index = choose_face(faces, image.shape, rule)
+            if index is None:
+                log.info("%s: no face found", path)
+                missing.append(Path(path))
+                continue
+            crops.append(aligner.align(image, faces[index]).crops[0])
+    finally:
+        if own:
+            detector.close()
+    w, h = aligner.size
+    return (np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8)), missing

@@ -19,10 +19,13 @@ log = logging.getLogger("stream.cli")
 COMMAND_MODULES = (
     "stream.cli.run_cmd",
     "stream.cli.enroll_cmd",
+    "stream.cli.cluster_cmd",
     "stream.cli.embed_cmd",
+    "stream.cli.eval_cmd",
     "stream.cli.subscribe_cmd",
     "stream.cli.models_cmd",
     "stream.cli.engine_cmd",
+    "stream.cli.train_cmd",
 )
 
 

@@ -1,4 +1,5 @@
-"""`facestream enroll`: add people to a gallery from photos (one face per photo)."""
+"""`facestream enroll`: add people to a gallery from photos (one face per photo), or from a folder of
+already-aligned crops (a `facestream cluster` output folder or saved tracks), embedded as they are."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "enroll", help="add people to a gallery",
         description="Enroll photos into a gallery: `--name NAME IMAGE...` for one person, or a DIR with one "
-                    "sub-folder per person. Photos with no face or several faces are reported and skipped. "
+                    "sub-folder per person. `--name NAME CLUSTER_DIR` enrolls a folder of aligned crops (a "
+                    "`facestream cluster` folder, saved tracks, or PNGs of the model's input size) without "
+                    "re-detecting. Photos with no face or several faces are reported and skipped. "
                     "The gallery file is replaced atomically, so a failed enrollment leaves it as it was.",
     )
     p.add_argument("--gallery", required=True, type=Path, help="gallery file (.npz); created if absent")
@@ -35,7 +38,8 @@ def collect(args: argparse.Namespace) -> list[tuple[str, Path]]:
     if args.name:
         for path in args.inputs:
             if path.is_dir():
-                raise FacestreamError(f"{path}: a directory; with --name, give image files")
+                raise FacestreamError(f"{path}: a directory of photos; with --name, give image files or a folder "
+                                      "of aligned crops (a `facestream cluster` folder)")
             pairs.append((args.name, path))
         return pairs
     for root in args.inputs:
@@ -54,7 +58,72 @@ def collect(args: argparse.Namespace) -> list[tuple[str, Path]]:
     return pairs
 
 
+def aligned_crops(folder: Path, size: tuple[int, int]) -> list[Path] | None:
+    """The crops of a folder of aligned faces, or None when it is not one.
+
+    A folder holding ``track.json`` files (itself or one or two levels down: saved tracks, a
+    cluster) gives their ``crop-*.png``; otherwise a folder whose images all have the model's
+    input size (w, h) is taken as crops. Anything else is photos to detect in.
+    """
+    from stream.cluster.tracks import read_tracks
+
+    if not folder.is_dir():
+        return None
+    tracks = read_tracks(folder)
+    if tracks:
+        return [p for t in tracks for p in t.crops]
+    import cv2
+
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        return None
+    for path in images:
+        img = cv2.imread(str(path))
+        if img is None or (img.shape[1], img.shape[0]) != size:
+            return None
+    return images
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.name and any(p.is_dir() for p in args.inputs):
+        return _run_crops(args)
+    return _run_photos(args)
+
+
+def _run_crops(args: argparse.Namespace) -> int:
+    """--name NAME CLUSTER_DIR...: the crops were aligned by the run that saved them; embed them as they are."""
+    import numpy as np
+
+    from stream.align import read_image
+    from stream.recognize.gallery import Gallery
+
+    model = load_model(args.model)
+    size = (model.manifest.input.width, model.manifest.input.height)
+    paths: list[Path] = []
+    for folder in args.inputs:
+        found = aligned_crops(folder, size)
+        if found is None:
+            raise FacestreamError(f"{folder}: not a folder of aligned crops ({size[0]}x{size[1]} PNGs or saved tracks "
+                                  "with track.json); with --name, give image files or such a folder")
+        if not found:
+            raise FacestreamError(f"{folder}: saved tracks without crops; nothing to enroll")
+        paths.extend(found)
+    crops = [read_image(p) for p in paths]
+    for path, crop in zip(paths, crops):
+        if (crop.shape[1], crop.shape[0]) != size:
+            raise FacestreamError(f"{path}: a {crop.shape[1]}x{crop.shape[0]} crop; model {model.name} needs "
+                                  f"{size[0]}x{size[1]} (saved with another model?)")
+    gallery = Gallery.load(args.gallery, model.manifest) if args.gallery.exists() else Gallery.new(model.manifest)
+    with cpu_engine(model) as engine:
+        embeddings = engine.embed(np.stack(crops))
+    gallery.add(args.name, embeddings, [str(p) for p in paths])
+    gallery.save(args.gallery)
+    print(f"{args.gallery}: enrolled {len(paths)} aligned crop(s) as {args.name}; "
+          f"gallery now has {len(gallery.identities())} identities")
+    return 0
+
+
+def _run_photos(args: argparse.Namespace) -> int:
     from stream.align import FaceAligner, read_image
     from stream.detect import FaceDetector
     from stream.recognize.gallery import Gallery

@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--events-out", type=Path, metavar="FILE.jsonl", help="append events as JSON lines")
     p.add_argument("--tracks-out", type=Path, metavar="FILE.txt",
                    help="per-frame tracks as MOTChallenge rows + identity (one file per source)")
+    p.add_argument("--save-unknowns", type=Path, metavar="DIR",
+                   help="save each track that ends unknown (best crops + embedding) for `facestream cluster`")
     p.add_argument("--annotate", type=Path, metavar="OUT.mp4", help="write annotated video (one per source)")
     p.add_argument("--realtime", action="store_true", help="pace files at their own frame rate")
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on 127.0.0.1:PORT")
@@ -53,6 +55,8 @@ def apply_overrides(config, args: argparse.Namespace):
         data["output"]["events_out"] = args.events_out
     if args.tracks_out:
         data["output"]["tracks_out"] = args.tracks_out
+    if args.save_unknowns:
+        data["output"]["save_unknowns"] = args.save_unknowns
     if args.realtime:
         data["sources"]["realtime"] = True
     if args.metrics_port is not None:

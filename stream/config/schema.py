@@ -93,6 +93,13 @@ class OutputConfig(_Section):
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="serve Prometheus metrics on this port (127.0.0.1)"
     )
+    save_unknowns: Path | None = Field(
+        default=None,
+        description="for each track that ended unknown, write its best aligned crops and mean embedding to "
+                    "DIR/<source>-<track_id>/ (input of `facestream cluster`)",
+    )
+    unknown_crops: int = Field(default=5, ge=1, le=100,
+                               description="crops kept per unknown track (the best by the voter's quality)")
 
 
 class AppConfig(_Section):

@@ -71,6 +71,16 @@ class AlignmentTemplate(_Strict):
         return np.array([self.points[n] for n in names], dtype=np.float32)
 
 
+class ThresholdCalibration(_Strict):
+    """Where a calibrated ``threshold`` came from (``facestream eval --save-threshold``)."""
+
+    dataset: str = Field(description="dataset name (its folder name)")
+    pairs: int = Field(gt=0, description="pairs the threshold was chosen on")
+    accuracy: float = Field(ge=0, le=1, description="10-fold verification accuracy on that dataset")
+    previous_threshold: float = Field(gt=0, description="the threshold it replaced")
+    date: str = Field(description="when, ISO 8601 UTC")
+
+
 class ModelManifest(_Strict):
     """Everything downstream needs to know about one embedding model."""
 
@@ -95,6 +105,9 @@ class ModelManifest(_Strict):
         default=None, description="for a precision variant, the model whose embedding space it shares"
     )
     max_batch_hint: int = Field(default=64, gt=0, description="a sensible upper batch for engines")
+    threshold_calibration: ThresholdCalibration | None = Field(
+        default=None, description="set when `threshold` was calibrated on a dataset; None: the model's default"
+    )
 
     @model_validator(mode="after")
     def _template_matches_input(self) -> ModelManifest:

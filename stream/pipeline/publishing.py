@@ -78,6 +78,13 @@ class Publisher:
             self.track_writers = {name: MotWriter(_per_source(cfg.output.tracks_out, name, len(rings)),
                                                   append=incarnation > 1)
                                   for name in rings}
+        self.unknowns = None
+        if cfg.output.save_unknowns:
+            from stream.cluster.tracks import UnknownsRecorder
+
+            # The run directory's name tags the tracks: frame indices only co-occur within one run.
+            self.unknowns = UnknownsRecorder(cfg.output.save_unknowns, spec.manifest, cfg.output.unknown_crops,
+                                             run=ledger.journal_path.parent.name, threshold=cfg.model.threshold)
         self.latency = LatencyStats()  # this incarnation's frames: percentiles need the samples
         self.errors: dict[str, str] = {}
         self.last_heartbeat = time.monotonic()
@@ -133,6 +140,8 @@ class Publisher:
         t0 = time.perf_counter()
         events = stage.process(FrameResult(src, frame.index, frame.pts, frame.capture_ts,
                                            faces, embedded, list(fm.ended), blur))
+        if self.unknowns is not None and len(fm.embed_rows):
+            self._observe_unknowns(src, frame, fm.embed_rows, msg.embeddings, stage)
         writer = self.track_writers.get(src)
         if writer is not None:
             writer.write(frame.index, faces, stage.frame_tracks)
@@ -163,6 +172,14 @@ class Publisher:
             run.add("batch_crops", msg.batch_size)
         # The frame and its crops are no longer needed: hand the slot back to the reader.
         self._release(src, frame.slot)
+
+    def _observe_unknowns(self, src: str, frame, embed_rows, embeddings: np.ndarray, stage) -> None:
+        # Before this frame's events go out: a track that ends in them has all its frames.
+        crops = self.rings[src].crops(frame.slot)
+        for k, row in enumerate(embed_rows):
+            track_id = stage.frame_tracks[row][0]
+            self.unknowns.observe(src, track_id, frame.index, crops[k], embeddings[k],
+                                  float(stage.frame_quality[row]))
 
     def _release(self, source: str, slot: int) -> None:
         self.ledger.sources[source].holders[slot] = RELEASED
@@ -209,6 +226,8 @@ class Publisher:
                                      "pts": event.pts})
             if event.type == "track_started":
                 run.add("tracks")
+            elif event.type == "track_ended" and self.unknowns is not None:
+                self.unknowns.end(event.source, int(event.track_id or 0), unknown=event.identity is None)
             elif event.type == "identity" and event.identity is not None:
                 names = self.named_tracks.setdefault((event.source, int(event.track_id or 0)), [])
                 if not names or names[-1] != event.identity:

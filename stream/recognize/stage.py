@@ -73,6 +73,8 @@ class RecognitionStage:
         self._status: list[tuple[int, bool]] = []
         #: per face of the last processed frame: (published track id, decided name or None)
         self.frame_tracks: list[tuple[int, str | None]] = []
+        #: per face of the last processed frame: the voter's quality weight, NaN where not embedded
+        self.frame_quality = np.zeros(0, np.float32)
         self.counts = {"frames": 0, "observations": 0, "tracks": 0, "identity_events": 0, "splits": 0}
 
     def process(self, result: FrameResult) -> list[Event]:
@@ -89,6 +91,8 @@ class RecognitionStage:
         if result.blur is not None:
             quality = quality * result.blur[rows]
         matched = {int(r): (names[i], float(distances[i]), float(quality[i])) for i, r in enumerate(rows)}
+        self.frame_quality = np.full(len(faces), np.nan, np.float32)
+        self.frame_quality[rows] = quality
         self.frame_tracks = []
         for i, tid in enumerate(int(t) for t in faces.track_id):
             bbox = [round(float(v), 1) for v in faces.xyxy[i]]

@@ -24,7 +24,7 @@ STALL_S = 6.0
 def test_a_subscriber_that_stops_reading_loses_exactly_what_the_run_counts_as_dropped(
         engines_dir, default_model, tmp_path):
     clip = tmp_path / "looped.mp4"
-    write_looped_clip(clip, 2)
+    write_looped_clip(clip, 4)
     # An ipc socket (small kernel buffers), a tiny high-water mark and a heartbeat with every frame:
     # a stalled subscriber overflows within seconds.
     endpoint = f"ipc://{tmp_path / 'events.sock'}"

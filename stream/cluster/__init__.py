@@ -1,0 +1,1 @@
+"""Unknown faces into people: saved unknown tracks (``tracks``), grouping them (``methods``), output."""

@@ -1,0 +1,9 @@
+"""`facestream train`: learn a face embedding with FaceNet's triplet loss (needs ``facestream[train]``).
+
+One file per job: ``mining`` (triplet selection and losses), ``angular`` (the margin-softmax
+alternative), ``data`` (crops detected and aligned once, cached; P x K sampling; augmentation),
+``tracks`` (unlabeled footage: one track = one person, co-occurring tracks = different people),
+``backbones`` (MobileFaceNet, FaceNet InceptionResnetV1), ``verify`` (held-out pair accuracy),
+``loop`` (epochs, checkpoints, progress) and ``export`` (ONNX + manifest into the model store).
+Only ``data``, ``tracks`` and ``verify`` work without PyTorch.
+"""

@@ -1,0 +1,87 @@
+"""A trained backbone -> ONNX (dynamic batch) + manifest -> the model store.
+
+Same exporter settings as `models import-facenet` (TorchScript exporter, ``facenet.OPSET``,
+parity checked with ONNX Runtime), with the input size from the backbone rather than FaceNet's
+fixed 160. The manifest's threshold is the best held-out threshold of the last epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stream.errors import ModelError
+from stream.models.facenet import FACENET_THRESHOLD, OPSET, PARITY_ATOL
+from stream.models.manifest import AlignmentTemplate, InputSpec, ModelManifest, sha256_file
+from stream.models.store import InstalledModel, ModelStore
+from stream.train.backbones import BackboneSpec
+from stream.train.deps import require_torch
+
+log = logging.getLogger(__name__)
+
+
+def export_onnx(model: Any, size: int, onnx_path: Path) -> None:
+    torch = require_torch()
+    model = copy.deepcopy(model).eval().cpu()
+    dummy = torch.zeros(2, 3, size, size)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (dummy,), str(onnx_path), input_names=["input"], output_names=["embedding"],
+                          dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}}, opset_version=OPSET,
+                          do_constant_folding=True, dynamo=False)
+
+
+def onnx_parity(model: Any, onnx_path: Path, inputs: np.ndarray) -> float:
+    """Max abs difference between the eval-mode torch model and ONNX Runtime on ``inputs`` (NCHW float32)."""
+    import onnxruntime as ort
+
+    torch = require_torch()
+    model = copy.deepcopy(model).eval().cpu()
+    with torch.no_grad():
+        ref = model(torch.from_numpy(inputs)).numpy()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (out,) = session.run(["embedding"], {"input": inputs})
+    return float(np.abs(out - ref).max())
+
+
+def manifest_for(name: str, spec: BackboneSpec, onnx_path: Path, threshold: float, source: str) -> ModelManifest:
+    if not math.isfinite(threshold) or threshold <= 0:
+        log.warning("no usable held-out threshold; the manifest gets FaceNet's default %.2f", FACENET_THRESHOLD)
+        threshold = FACENET_THRESHOLD
+    size = spec.size
+    return ModelManifest(
+        name=name,
+        description=f"{spec.name} trained by `facestream train` ({spec.embedding_size}-D, L2-normalised)",
+        source=source,
+        sha256=sha256_file(onnx_path),
+        input=InputSpec(name="input", width=size, height=size, channel_order="RGB",
+                        mean=(spec.mean,) * 3, std=(spec.std,) * 3),
+        output_name="embedding",
+        embedding_size=spec.embedding_size,
+        output_normalized=True,
+        metric="euclidean",
+        threshold=max(round(float(threshold), 4), 1e-4),  # the manifest needs > 0
+        alignment=AlignmentTemplate(width=size, height=size, points=spec.template),
+        precision="fp32",
+    )
+
+
+def export_to_store(model: Any, spec: BackboneSpec, name: str, threshold: float, source: str,
+                    store: ModelStore | None = None) -> tuple[InstalledModel, float]:
+    """Export, check parity on random input (raises above ``PARITY_ATOL``), install; returns the diff too."""
+    store = store or ModelStore()
+    with tempfile.TemporaryDirectory(prefix="facestream-train-") as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        export_onnx(model, spec.size, onnx_path)
+        x = np.random.default_rng(0).normal(size=(3, 3, spec.size, spec.size)).astype(np.float32)
+        diff = onnx_parity(model, onnx_path, x)
+        if diff > PARITY_ATOL:
+            raise ModelError(f"{name}: exported ONNX differs from PyTorch by {diff:.2e} (> {PARITY_ATOL})")
+        return store.install(manifest_for(name, spec, onnx_path, threshold, source), onnx_path), diff
