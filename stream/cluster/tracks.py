@@ -64,8 +64,10 @@ class UnknownsRecorder:
     """
 
     def __init__(self, root: Path, manifest: ModelManifest, keep: int = 5, run: str = "",
-                 threshold: float | None = None) -> None:
+                 threshold: float | None = None, min_embeddings: int = 1) -> None:
         self.root = Path(root)
+        # Short tracks are mostly false detections (a hand, a dark patch): kept out of the clusters.
+        self.min_embeddings = min_embeddings
         self.manifest = manifest
         self.threshold = threshold or manifest.threshold  # the run's (model.threshold overrides the manifest)
         self.keep = keep
@@ -97,7 +99,7 @@ class UnknownsRecorder:
     def end(self, source: str, track_id: int, unknown: bool) -> Path | None:
         """The track ended: write it when it ended unknown, forget it either way."""
         track = self.open.pop((source, track_id), None)
-        if track is None or not unknown or track.total is None:
+        if track is None or not unknown or track.total is None or len(track.frames) < self.min_embeddings:
             return None
         return self._write(source, track_id, track)
 

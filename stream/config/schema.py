@@ -100,6 +100,10 @@ class OutputConfig(_Section):
     )
     unknown_crops: int = Field(default=5, ge=1, le=100,
                                description="crops kept per unknown track (the best by the voter's quality)")
+    unknown_min_embeddings: int = Field(
+        default=10, ge=1, le=10_000,
+        description="save an unknown track only if it was embedded at least this often: on the shared clip "
+                    "every false detection's track had 1-8 embeddings, every face's 10 or more")
 
 
 class AppConfig(_Section):

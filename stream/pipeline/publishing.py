@@ -84,7 +84,8 @@ class Publisher:
 
             # The run directory's name tags the tracks: frame indices only co-occur within one run.
             self.unknowns = UnknownsRecorder(cfg.output.save_unknowns, spec.manifest, cfg.output.unknown_crops,
-                                             run=ledger.journal_path.parent.name, threshold=cfg.model.threshold)
+                                             run=ledger.journal_path.parent.name, threshold=cfg.model.threshold,
+                                             min_embeddings=cfg.output.unknown_min_embeddings)
         self.latency = LatencyStats()  # this incarnation's frames: percentiles need the samples
         self.errors: dict[str, str] = {}
         self.last_heartbeat = time.monotonic()
