@@ -22,7 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="NAME", help="model name to install (e.g. my-mobilefacenet)")
     p.add_argument("--from-tracks", type=Path, metavar="DIR",
                    help="learn from unlabeled tracks: DIR/<source>-<track_id>/*.png + track.json {\"frames\": [...]}")
-    p.add_argument("--backbone", choices=BACKBONES, default="mobilefacenet")
+    # Not choices=: onnx:<model> is open-ended (any installed model), checked by the trainer.
+    p.add_argument("--backbone", default="mobilefacenet", metavar="NAME",
+                   help=f"{' | '.join(BACKBONES)} (from scratch / facenet --weights), or onnx:<model> to fine-tune "
+                        "an installed model, e.g. onnx:dlib-resnet-v1 (converted by onnx2torch; its manifest's "
+                        "input, normalisation and template; exported L2-normalised with a held-out threshold)")
     p.add_argument("--weights", type=Path, metavar="CKPT",
                    help="facenet-pytorch InceptionResnetV1 checkpoint to fine-tune (--backbone facenet)")
     p.add_argument("--loss", choices=["triplet", "angular"], default="triplet",

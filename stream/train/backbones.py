@@ -7,6 +7,14 @@
 - ``facenet``: the InceptionResnetV1 of ``stream.models.facenet`` (512-D, 160x160), optionally
   started from a facenet-pytorch checkpoint (the same file `models import-facenet` takes), to
   fine-tune.
+- ``onnx:<model-name>``: an installed model of the store (e.g. ``onnx:dlib-resnet-v1``, the default
+  model), its ONNX graph converted to a trainable torch module by ``onnx2torch``, to fine-tune the
+  production model itself. Its manifest gives the input size, normalisation and alignment
+  template. The conversion is checked against ONNX Runtime on real crops before training
+  (``check_conversion``). The module is wrapped to L2-normalise its output: the triplet loss's
+  margin is only meaningful on the unit sphere, and exporting the normalised output keeps what is
+  trained and what is matched the same space (the new manifest says ``output_normalized`` and its
+  threshold is re-measured on the held-out pairs, since e.g. dlib's raw 0.6 no longer applies).
 """
 
 from __future__ import annotations
@@ -16,13 +24,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from stream.errors import FacestreamError, ModelError
 from stream.models.facenet import FACENET_TEMPLATE
 from stream.models.facenet import INPUT_SIZE as FACENET_SIZE
+from stream.models.manifest import ModelManifest
+from stream.models.store import ModelStore
 from stream.train.deps import require_torch
 
 log = logging.getLogger(__name__)
 
 BACKBONES = ("mobilefacenet", "facenet")
+ONNX_PREFIX = "onnx:"  # --backbone onnx:<installed model name>
+CONVERSION_ATOL = 1e-4  # converted torch module vs ONNX Runtime, max abs difference
 MOBILEFACENET_SIZE = 112
 MOBILEFACENET_DIM = 128
 
@@ -37,9 +52,29 @@ class BackboneSpec:
     template: dict[str, tuple[float, float]]  # landmark positions in a size x size crop
     mean: float = 127.5  # both networks take RGB (x - 127.5) / 128, as facenet-pytorch does
     std: float = 128.0
+    # Set for ``onnx:<name>``: the installed model's manifest, whose input spec (per-channel
+    # mean/std, channel order) and template replace the fields above, and its ONNX file.
+    base: ModelManifest | None = None
+    onnx_path: Path | None = None
 
 
-def spec_for(name: str) -> BackboneSpec:
+def is_onnx(name: str) -> bool:
+    return name.startswith(ONNX_PREFIX)
+
+
+def spec_for(name: str, store: ModelStore | None = None) -> BackboneSpec:
+    if is_onnx(name):
+        model_name = name[len(ONNX_PREFIX):]
+        store = store or ModelStore()
+        if model_name not in store.available_names():
+            raise FacestreamError(f"--backbone {name}: no model {model_name!r} (installed or built-in: "
+                                  f"{', '.join(store.available_names())})")
+        installed = store.get(model_name)  # builds a built-in model (dlib-resnet-v1) on first use
+        m = installed.manifest
+        if m.input.width != m.input.height:
+            raise FacestreamError(f"--backbone {name}: input {m.input.width}x{m.input.height}; training needs square")
+        return BackboneSpec(name, m.input.width, m.embedding_size, dict(m.alignment.points),
+                            base=m, onnx_path=installed.onnx_path)
     if name == "mobilefacenet":
         # The same 5-point template as FaceNet's (InsightFace's 112x112 one), at 112 px.
         scale = MOBILEFACENET_SIZE / FACENET_SIZE
@@ -50,8 +85,15 @@ def spec_for(name: str) -> BackboneSpec:
     raise ValueError(f"unknown backbone {name!r}")
 
 
-def build(name: str, weights: Path | None = None) -> Any:
-    """A fresh torch module (train mode) for ``name``; ``weights`` only for ``facenet``."""
+def build(name: str, weights: Path | None = None, spec: BackboneSpec | None = None) -> Any:
+    """A fresh torch module (train mode) for ``name``; ``weights`` only for ``facenet``; ``spec``
+    (from ``spec_for``) for ``onnx:<model>``."""
+    if is_onnx(name):
+        if weights is not None:
+            raise ValueError("--weights is not for --backbone onnx:<model> (the weights are the model's)")
+        if spec is None or spec.onnx_path is None:
+            raise ValueError(f"{name}: build needs the spec_for() of it")
+        return normalized_output(convert_onnx(spec.onnx_path)).train()
     if name == "mobilefacenet":
         if weights is not None:
             raise ValueError("--weights is for --backbone facenet (MobileFaceNet trains from scratch)")
@@ -117,3 +159,55 @@ def build_mobilefacenet(size: int = MOBILEFACENET_SIZE, embedding_size: int = MO
             return torch.nn.functional.normalize(x, p=2, dim=1)
 
     return MobileFaceNet()
+
+
+def convert_onnx(onnx_path: Path) -> Any:
+    """The ONNX graph as a torch ``fx.GraphModule`` whose initializers are trainable parameters."""
+    torch = require_torch()
+    try:
+        from onnx2torch import convert
+    except ImportError as exc:
+        raise ModelError(f"--backbone onnx:...: needs onnx2torch (pip install 'facestream[train]'): {exc}") from None
+    try:
+        module = convert(str(onnx_path))
+    except NotImplementedError as exc:  # onnx2torch's way to say an op (or an op's attribute) has no converter
+        raise ModelError(f"{onnx_path}: onnx2torch cannot convert this graph: {exc}") from None
+    for p in module.parameters():
+        p.requires_grad_(True)
+    return module.to(torch.float32)
+
+
+def normalized_output(inner: Any) -> Any:
+    """``inner`` with its output L2-normalised (see the module docstring for why)."""
+    torch = require_torch()
+
+    class NormalizedEmbedding(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return torch.nn.functional.normalize(self.inner(x), p=2, dim=1)
+
+    return NormalizedEmbedding()
+
+
+def check_conversion(module: Any, onnx_path: Path, inputs: np.ndarray, atol: float = CONVERSION_ATOL) -> float:
+    """Max abs difference between the converted ``module`` (raw output, eval mode) and ONNX Runtime on
+    ``inputs`` (NCHW float32, preprocessed as the manifest says); raises ``ModelError`` above ``atol``,
+    so a silently wrong conversion never gets trained and installed."""
+    import onnxruntime as ort
+
+    torch = require_torch()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    (expected,) = session.run(None, {name: inputs})
+    was_training = module.training
+    module.eval()
+    with torch.no_grad():
+        got = module(torch.from_numpy(inputs)).numpy()
+    module.train(was_training)
+    diff = float(np.abs(got - expected).max())
+    if not diff <= atol:
+        raise ModelError(f"{onnx_path}: onnx2torch conversion differs from ONNX Runtime by {diff:.2e} (> {atol})")
+    return diff

@@ -56,19 +56,27 @@ def manifest_for(name: str, spec: BackboneSpec, onnx_path: Path, threshold: floa
         log.warning("no usable held-out threshold; the manifest gets FaceNet's default %.2f", FACENET_THRESHOLD)
         threshold = FACENET_THRESHOLD
     size = spec.size
+    base = spec.base
+    # Fine-tuned from an installed model: its preprocessing and template, unchanged (the crops were
+    # made and normalised that way); the output is now L2-normalised (backbones.normalized_output),
+    # so metric euclidean on unit vectors with the held-out threshold, not the base model's.
+    in_spec = base.input.model_copy(update={"name": "input"}) if base is not None else InputSpec(
+        name="input", width=size, height=size, channel_order="RGB", mean=(spec.mean,) * 3, std=(spec.std,) * 3)
+    template = base.alignment if base is not None else AlignmentTemplate(width=size, height=size,
+                                                                         points=spec.template)
+    what = f"{base.name} fine-tuned" if base is not None else f"{spec.name} trained"
     return ModelManifest(
         name=name,
-        description=f"{spec.name} trained by `facestream train` ({spec.embedding_size}-D, L2-normalised)",
+        description=f"{what} by `facestream train` ({spec.embedding_size}-D, L2-normalised)",
         source=source,
         sha256=sha256_file(onnx_path),
-        input=InputSpec(name="input", width=size, height=size, channel_order="RGB",
-                        mean=(spec.mean,) * 3, std=(spec.std,) * 3),
+        input=in_spec,
         output_name="embedding",
         embedding_size=spec.embedding_size,
         output_normalized=True,
         metric="euclidean",
         threshold=max(round(float(threshold), 4), 1e-4),  # the manifest needs > 0
-        alignment=AlignmentTemplate(width=size, height=size, points=spec.template),
+        alignment=template,
         precision="fp32",
     )
 
@@ -81,6 +89,8 @@ def export_to_store(model: Any, spec: BackboneSpec, name: str, threshold: float,
         onnx_path = Path(tmp) / "model.onnx"
         export_onnx(model, spec.size, onnx_path)
         x = np.random.default_rng(0).normal(size=(3, 3, spec.size, spec.size)).astype(np.float32)
+        if spec.base is not None:  # inputs on the base model's scale ((x - mean) / std is ~[-0.5, 0.5] for dlib)
+            x *= np.float32(127.5 / spec.base.input.std[0])
         diff = onnx_parity(model, onnx_path, x)
         if diff > PARITY_ATOL:
             raise ModelError(f"{name}: exported ONNX differs from PyTorch by {diff:.2e} (> {PARITY_ATOL})")

@@ -57,8 +57,9 @@ class EpochStats:
     loss: float
     active: float
     images_per_s: float
-    accuracy: float
+    accuracy: float  # held-out 10-fold accuracy (stream.evaluate.protocol), NaN without held-out pairs
     threshold: float
+    accuracy_se: float = float("nan")
 
 
 @dataclass
@@ -69,6 +70,8 @@ class TrainResult:
 
 
 def _input_spec(spec: backbones.BackboneSpec) -> InputSpec:
+    if spec.base is not None:  # onnx:<model>: exactly the preprocessing the model was made with
+        return spec.base.input
     return InputSpec(name="input", width=spec.size, height=spec.size, channel_order="RGB",
                      mean=(spec.mean,) * 3, std=(spec.std,) * 3)
 
@@ -84,8 +87,9 @@ def load_faces(cfg: TrainConfig, template: AlignmentTemplate, workdir: Path) -> 
 
 
 def _check(cfg: TrainConfig) -> None:
-    if cfg.backbone not in backbones.BACKBONES:
-        raise FacestreamError(f"--backbone {cfg.backbone}: choose from {', '.join(backbones.BACKBONES)}")
+    if cfg.backbone not in backbones.BACKBONES and not backbones.is_onnx(cfg.backbone):
+        raise FacestreamError(f"--backbone {cfg.backbone}: choose from {', '.join(backbones.BACKBONES)} "
+                              f"or {backbones.ONNX_PREFIX}<installed model>")
     if cfg.mining not in MODES:
         raise FacestreamError(f"--mining {cfg.mining}: choose from {', '.join(MODES)}")
     if cfg.loss not in ("triplet", "angular"):
@@ -118,9 +122,11 @@ def train(cfg: TrainConfig, store: ModelStore | None = None) -> TrainResult:
         raise FacestreamError(f"--out {cfg.name}: already installed (use --force to replace it, or another name)")
     workdir = Path(cfg.workdir) if cfg.workdir else store.root / "training" / cfg.name
     workdir.mkdir(parents=True, exist_ok=True)
-    spec = backbones.spec_for(cfg.backbone)
+    spec = backbones.spec_for(cfg.backbone, store)
     in_spec = _input_spec(spec)
-    template = AlignmentTemplate(width=spec.size, height=spec.size, points=spec.template)
+    # The base model's own template (not a rescaled one): its crops must be aligned as in `run`.
+    template = spec.base.alignment if spec.base is not None else AlignmentTemplate(
+        width=spec.size, height=spec.size, points=spec.template)
     faces = load_faces(cfg, template, workdir)
     train_idx, held_idx = holdout_split(faces, cfg.holdout, cfg.seed)
     train_set, held_set = faces.subset(train_idx), faces.subset(held_idx)
@@ -128,7 +134,13 @@ def train(cfg: TrainConfig, store: ModelStore | None = None) -> TrainResult:
              len(train_set), len(held_set))
 
     torch.manual_seed(cfg.seed)
-    model = backbones.build(cfg.backbone, cfg.weights)
+    model = backbones.build(cfg.backbone, cfg.weights, spec)
+    fine_tuning = cfg.weights is not None or spec.base is not None
+    if spec.onnx_path is not None:
+        # Before any training: the converted graph must compute what the installed model does.
+        sample = faces.crops[np.linspace(0, len(faces) - 1, min(8, len(faces))).astype(int)]
+        diff = backbones.check_conversion(model.inner, spec.onnx_path, to_input_tensor(sample, in_spec))
+        log.info("%s: onnx2torch conversion matches ONNX Runtime to %.1e on %d crops", cfg.backbone, diff, len(sample))
     head = None
     params = list(model.parameters())
     if cfg.loss == "angular":
@@ -136,7 +148,7 @@ def train(cfg: TrainConfig, store: ModelStore | None = None) -> TrainResult:
 
         head = cosine_margin_head(spec.embedding_size, len(faces.names))
         params += list(head.parameters())
-    lr = cfg.lr or (1e-4 if cfg.weights is not None else 1e-3)
+    lr = cfg.lr or (1e-4 if fine_tuning else 1e-3)
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=5e-4)
     sampler = PKSampler(train_set.labels, cfg.p, cfg.k, cfg.seed, train_set.negatives)
 
@@ -146,18 +158,27 @@ def train(cfg: TrainConfig, store: ModelStore | None = None) -> TrainResult:
     if cfg.resume:
         start_epoch, result.history = _load_checkpoint(ckpt_path, cfg, model, optimizer, head)
 
+    if start_epoch == 0 and fine_tuning:
+        # Epoch 0: the starting model's held-out figure, what fine-tuning is to beat.
+        check = _heldout(model, held_set, in_spec, cfg.seed)
+        result.history.append(EpochStats(0, float("nan"), float("nan"), float("nan"), check.accuracy,
+                                         check.threshold, check.accuracy_se))
+        log.info("epoch 0 (before training): held-out 10-fold accuracy %.3f +- %.3f at %.3f (%d pairs)",
+                 check.accuracy, check.accuracy_se, check.threshold, check.pairs)
     rng = np.random.default_rng([cfg.seed, start_epoch, 1])
     for epoch in range(start_epoch, cfg.epochs):
         stats = _run_epoch(model, head, optimizer, sampler, train_set, in_spec, cfg, epoch, rng)
         check = _heldout(model, held_set, in_spec, cfg.seed)
-        result.history.append(EpochStats(epoch + 1, *stats, check.accuracy, check.threshold))
-        log.info("epoch %d: loss %.4f, active %.2f, %.1f img/s, held-out accuracy %.3f at %.3f (%d pairs)",
-                 epoch + 1, stats[0], stats[1], stats[2], check.accuracy, check.threshold, check.pairs)
+        result.history.append(EpochStats(epoch + 1, *stats, check.accuracy, check.threshold, check.accuracy_se))
+        log.info("epoch %d: loss %.4f, active %.2f, %.1f img/s, held-out 10-fold accuracy %.3f +- %.3f at %.3f "
+                 "(%d pairs)", epoch + 1, stats[0], stats[1], stats[2], check.accuracy, check.accuracy_se,
+                 check.threshold, check.pairs)
         _save_checkpoint(ckpt_path, cfg, model, optimizer, head, epoch + 1, result.history)
 
     from stream.train.export import export_to_store
 
     threshold = result.history[-1].threshold if result.history else float("nan")
+    # (fine-tuned from onnx:<model>: the export is the normalised wrapper, its manifest says so)
     source = f"facestream train {cfg.backbone} on {cfg.from_tracks or cfg.dataset}"
     installed, result.onnx_diff = export_to_store(model, spec, cfg.name, threshold, source, store)
     log.info("installed %s (ONNX vs PyTorch %.1e)", installed.name, result.onnx_diff)
@@ -201,7 +222,7 @@ def _run_epoch(model: Any, head: Any, optimizer: Any, sampler: PKSampler, data: 
 
 def _heldout(model: Any, held: FaceSet, spec: InputSpec, seed: int) -> Verification:
     if len(held) < 2:
-        return Verification(float("nan"), float("nan"), 0)
+        return Verification(float("nan"), float("nan"), float("nan"), 0)
     return verify(embed(model, held.crops, spec), held.labels, held.negatives, seed=seed)
 
 
@@ -241,9 +262,12 @@ def _load_checkpoint(path: Path, cfg: TrainConfig, model: Any, optimizer: Any, h
 
 
 def format_history(history: list[EpochStats]) -> str:
-    rows = ["epoch  loss    active  img/s   held-out acc  threshold"]
+    rows = ["epoch  loss    active  img/s   held-out 10-fold acc  threshold"]
     for h in history:
-        acc = "   n/a" if math.isnan(h.accuracy) else f"{h.accuracy:6.3f}"
+        acc = "   n/a        " if math.isnan(h.accuracy) else f"{h.accuracy:6.3f} +- {h.accuracy_se:.3f}"
+        if h.epoch == 0:  # the starting model, before any step: only the held-out figure
+            rows.append(f"{0:5d}  {'-':6}  {'-':4}    {'-':>6}  {acc}        {h.threshold:.3f}")
+            continue
         rows.append(f"{h.epoch:5d}  {h.loss:.4f}  {h.active:.2f}    {h.images_per_s:6.1f}  {acc}        "
                     f"{h.threshold:.3f}")
     return "\n".join(rows)

@@ -128,9 +128,13 @@ def triplet_loss(embeddings: Any, labels: np.ndarray, mode: str = "semi-hard", a
                  negatives: np.ndarray | None = None) -> MiningResult:
     """Mine triplets in this batch (on detached distances) and return the loss on them.
 
-    ``embeddings`` are (N, D) torch and L2-normalized (the backbones' output already is).
+    ``embeddings`` are (N, D) torch; they are L2-normalised here, as FaceNet's loss is defined on
+    the unit sphere (the margin ``alpha`` means nothing on a raw scale such as dlib's). The
+    backbones' outputs already are unit length, for which this changes nothing.
     """
     import torch
+
+    embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=1)
 
     if mode not in MODES:
         raise ValueError(f"unknown mining mode {mode!r} (choose from {', '.join(MODES)})")

@@ -1,8 +1,11 @@
-"""Held-out verification each epoch: balanced same/different pairs, the best single threshold.
+"""Held-out verification each epoch: balanced same/different pairs, scored by the 10-fold protocol.
 
-A minimal stand-in for the 10-fold protocol of `facestream eval` (stream/evaluate/, being built
-alongside): the threshold is chosen on the same pairs it is scored on, so the accuracy is
-optimistic by a little; it tracks progress between epochs and gives the manifest a threshold.
+The pairs are built here (for ``--from-tracks``, only *proven* different pairs, tracks seen in one
+frame together, are negatives); the scoring is ``stream.evaluate.protocol.evaluate``, the same
+10-fold LFW protocol as `facestream eval`: each fold's threshold is chosen on the other nine, so
+the accuracy is not flattered by choosing the threshold on the pairs it is scored on. The
+reported ``threshold`` is the protocol's overall one (chosen on all held-out pairs): the one the
+manifest gets.
 """
 
 from __future__ import annotations
@@ -11,13 +14,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stream.evaluate import protocol
 from stream.models.manifest import distance_matrix
+
+FOLDS = 10
 
 
 @dataclass(frozen=True)
 class Verification:
-    accuracy: float
+    accuracy: float  # mean of the folds' accuracies
     threshold: float  # Euclidean distance: same person when distance <= threshold
+    accuracy_se: float  # standard error of the mean over the folds (LFW's S_E)
     pairs: int
 
 
@@ -36,22 +43,29 @@ def heldout_pairs(labels: np.ndarray, negatives: np.ndarray | None, max_pairs: i
     return np.stack([i[pick], j[pick]], 1), np.concatenate([np.ones(n, bool), np.zeros(n, bool)])
 
 
-def best_threshold(distances: np.ndarray, same: np.ndarray) -> Verification:
-    """The threshold (midway between neighbouring distances) with the highest accuracy."""
-    if not len(distances):
-        return Verification(float("nan"), float("nan"), 0)
-    order = np.argsort(distances, kind="stable")
-    d, s = distances[order], same[order]
-    # Accepting the first k pairs: correct = same among them + different among the rest.
-    correct = np.concatenate([[0], np.cumsum(s)]) + np.concatenate([[(~s).sum()], (~s).sum() - np.cumsum(~s)])
-    k = int(np.argmax(correct))
-    lo = d[k - 1] if k > 0 else 0.0
-    hi = d[k] if k < len(d) else d[-1] + 1e-3
-    return Verification(float(correct[k] / len(d)), float((lo + hi) / 2), len(d))
+def fold_ids(same: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold index per pair, stratified: same and different pairs each dealt round-robin after a
+    seeded shuffle, so every fold is balanced like LFW's (300 + 300 per set)."""
+    rng = np.random.default_rng([seed, 10])
+    out = np.zeros(len(same), np.int64)
+    for cls in (True, False):
+        idx = rng.permutation(np.flatnonzero(same == cls))
+        out[idx] = np.arange(len(idx)) % folds
+    return out
+
+
+def score(distances: np.ndarray, same: np.ndarray, folds: int = FOLDS, seed: int = 0) -> Verification:
+    """The protocol on these pairs; NaN when there are too few pairs for ``folds`` folds."""
+    same = np.asarray(same, bool)
+    folds = min(folds, int(same.sum()), int((~same).sum()))  # every fold needs a pair of each kind
+    if folds < 2:
+        return Verification(float("nan"), float("nan"), float("nan"), len(distances))
+    result = protocol.evaluate(distances, same, fold_ids(same, folds, seed))
+    return Verification(result.accuracy, result.threshold, result.accuracy_se, result.pairs)
 
 
 def verify(embeddings: np.ndarray, labels: np.ndarray, negatives: np.ndarray | None = None,
            max_pairs: int = 6000, seed: int = 0) -> Verification:
     pairs, same = heldout_pairs(labels, negatives, max_pairs, seed)
     dist = distance_matrix(embeddings, embeddings, "euclidean")
-    return best_threshold(dist[pairs[:, 0], pairs[:, 1]] if len(pairs) else np.zeros(0), same)
+    return score(dist[pairs[:, 0], pairs[:, 1]] if len(pairs) else np.zeros(0), same, seed=seed)
