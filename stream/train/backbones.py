@@ -167,7 +167,7 @@ def convert_onnx(onnx_path: Path) -> Any:
     try:
         from onnx2torch import convert
     except ImportError as exc:
-        raise ModelError(f"--backbone onnx:...: needs onnx2torch (pip install 'facestream[train]'): {exc}") from None
+        raise ModelError(f"--backbone onnx:...: needs onnx2torch (pip install 'facestream[finetune]'): {exc}") from None
     try:
         module = convert(str(onnx_path))
     except NotImplementedError as exc:  # onnx2torch's way to say an op (or an op's attribute) has no converter
