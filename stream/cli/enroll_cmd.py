@@ -1,5 +1,11 @@
 """`facestream enroll`: add people to a gallery from photos (one face per photo), or from a folder of
-already-aligned crops (a `facestream cluster` output folder or saved tracks), embedded as they are."""
+already-aligned crops (a `facestream cluster` output folder or saved tracks), embedded as they are;
+`--remove NAME` deletes a person.
+
+The slow part (detecting, embedding) runs before the gallery's lock is taken; the lock then
+covers only load-add-save, so concurrent enrolls wait on each other for milliseconds, and none
+loses another's names. A running pipeline picks the new file up within a second.
+"""
 
 from __future__ import annotations
 
@@ -23,11 +29,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "sub-folder per person. `--name NAME CLUSTER_DIR` enrolls a folder of aligned crops (a "
                     "`facestream cluster` folder, saved tracks, or PNGs of the model's input size) without "
                     "re-detecting. Photos with no face or several faces are reported and skipped. "
-                    "The gallery file is replaced atomically, so a failed enrollment leaves it as it was.",
+                    "`--remove NAME` deletes a person. The gallery file is locked while it is changed and "
+                    "replaced atomically, so concurrent enrolls all land and a failed one leaves it as it "
+                    "was; a running `facestream run --gallery` picks the change up within a second.",
     )
     p.add_argument("--gallery", required=True, type=Path, help="gallery file (.npz); created if absent")
     p.add_argument("--name", help="identity for the IMAGEs (omit when enrolling a DIR of sub-folders)")
-    p.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE|DIR")
+    p.add_argument("--remove", action="append", default=[], metavar="NAME",
+                   help="delete this person from the gallery (repeatable; give no IMAGE|DIR)")
+    p.add_argument("inputs", nargs="*", type=Path, metavar="IMAGE|DIR")
     add_model_arg(p)
     p.set_defaults(func=run)
 
@@ -85,9 +95,40 @@ def aligned_crops(folder: Path, size: tuple[int, int]) -> list[Path] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.remove:
+        if args.inputs or args.name:
+            raise FacestreamError("--remove takes no --name or IMAGE|DIR: enroll and remove in separate commands")
+        return _run_remove(args)
+    if not args.inputs:
+        raise FacestreamError("nothing to enroll: give IMAGE|DIR (or --remove NAME to delete a person)")
     if args.name and any(p.is_dir() for p in args.inputs):
         return _run_crops(args)
     return _run_photos(args)
+
+
+def _run_remove(args: argparse.Namespace) -> int:
+    from stream.recognize.gallery import edit_gallery
+
+    if not args.gallery.exists():
+        raise FacestreamError(f"{args.gallery}: gallery not found")
+    # No model needed: removing rows keeps the gallery's embedding space as it is.
+    with edit_gallery(args.gallery, None, create=False) as gallery:
+        missing = [name for name in args.remove if name not in gallery.names]
+        if missing:
+            raise FacestreamError(f"{args.gallery}: no one named {', '.join(missing)} "
+                                  f"(enrolled: {', '.join(gallery.identities()) or 'nobody'}); gallery unchanged")
+        removed = sum(gallery.remove(name) for name in args.remove)
+    print(f"{args.gallery}: removed {', '.join(args.remove)} ({removed} embedding(s)); "
+          f"gallery now has {len(gallery.identities())} identities")
+    return 0
+
+
+def _check_existing(path: Path, manifest) -> None:
+    """Refuse another model's gallery before the slow work, not after (the lock re-checks it)."""
+    from stream.recognize.gallery import Gallery
+
+    if path.exists():
+        Gallery.load(path, manifest)
 
 
 def _run_crops(args: argparse.Namespace) -> int:
@@ -95,7 +136,7 @@ def _run_crops(args: argparse.Namespace) -> int:
     import numpy as np
 
     from stream.align import read_image
-    from stream.recognize.gallery import Gallery
+    from stream.recognize.gallery import edit_gallery
 
     model = load_model(args.model)
     size = (model.manifest.input.width, model.manifest.input.height)
@@ -113,11 +154,11 @@ def _run_crops(args: argparse.Namespace) -> int:
         if (crop.shape[1], crop.shape[0]) != size:
             raise FacestreamError(f"{path}: a {crop.shape[1]}x{crop.shape[0]} crop; model {model.name} needs "
                                   f"{size[0]}x{size[1]} (saved with another model?)")
-    gallery = Gallery.load(args.gallery, model.manifest) if args.gallery.exists() else Gallery.new(model.manifest)
+    _check_existing(args.gallery, model.manifest)
     with cpu_engine(model) as engine:
         embeddings = engine.embed(np.stack(crops))
-    gallery.add(args.name, embeddings, [str(p) for p in paths])
-    gallery.save(args.gallery)
+    with edit_gallery(args.gallery, model.manifest) as gallery:
+        gallery.add(args.name, embeddings, [str(p) for p in paths])
     print(f"{args.gallery}: enrolled {len(paths)} aligned crop(s) as {args.name}; "
           f"gallery now has {len(gallery.identities())} identities")
     return 0
@@ -126,14 +167,15 @@ def _run_crops(args: argparse.Namespace) -> int:
 def _run_photos(args: argparse.Namespace) -> int:
     from stream.align import FaceAligner, read_image
     from stream.detect import FaceDetector
-    from stream.recognize.gallery import Gallery
+    from stream.recognize.gallery import edit_gallery
 
     pairs = collect(args)
     images = [(name, path, read_image(path)) for name, path in pairs]  # all decode, or nothing is written
     model = load_model(args.model)
-    gallery = Gallery.load(args.gallery, model.manifest) if args.gallery.exists() else Gallery.new(model.manifest)
+    _check_existing(args.gallery, model.manifest)
     aligner = FaceAligner.for_model(model.manifest)
     added: dict[str, int] = {}
+    enrolled: list[tuple[str, object, Path]] = []
     skipped = 0
     with FaceDetector() as detector, cpu_engine(model) as engine:
         for name, path, image in images:
@@ -143,12 +185,13 @@ def _run_photos(args: argparse.Namespace) -> int:
                 print(f"facestream: {path}: {why}; skipped", file=sys.stderr)
                 skipped += 1
                 continue
-            embedding = engine.embed(aligner.align(image, faces).crops)
-            gallery.add(name, embedding, [str(path)])
+            enrolled.append((name, engine.embed(aligner.align(image, faces).crops), path))
             added[name] = added.get(name, 0) + 1
     if not added:
         raise FacestreamError(f"{args.gallery}: nothing enrolled ({skipped} image(s) skipped); gallery unchanged")
-    gallery.save(args.gallery)
+    with edit_gallery(args.gallery, model.manifest) as gallery:
+        for name, embedding, path in enrolled:
+            gallery.add(name, embedding, [str(path)])
     people = ", ".join(f"{n} ({c})" for n, c in sorted(added.items()))
     print(f"{args.gallery}: enrolled {sum(added.values())} image(s): {people}; skipped {skipped}; "
           f"gallery now has {len(gallery.identities())} identities")

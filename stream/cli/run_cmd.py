@@ -25,6 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="embedding model (overrides model.name)")
     p.add_argument("--engine", choices=["auto", "tensorrt", "onnxruntime"], help="overrides engine.kind")
     p.add_argument("--publish", metavar="ENDPOINT", help="bind a ZeroMQ PUB socket, e.g. tcp://*:5556")
+    p.add_argument("--publish-key", type=Path, metavar="FILE.key_secret",
+                   help="CURVE: encrypt events with this server key (overrides output.publish_server_key)")
+    p.add_argument("--publish-clients", type=Path, metavar="DIR",
+                   help="CURVE: only subscribers whose .key is in DIR (overrides output.publish_client_keys)")
     p.add_argument("--events-out", type=Path, metavar="FILE.jsonl", help="append events as JSON lines")
     p.add_argument("--tracks-out", type=Path, metavar="FILE.txt",
                    help="per-frame tracks as MOTChallenge rows + identity (one file per source)")
@@ -51,6 +55,10 @@ def apply_overrides(config, args: argparse.Namespace):
         data["engine"]["kind"] = args.engine
     if args.publish:
         data["output"]["publish"] = args.publish
+    if args.publish_key:
+        data["output"]["publish_server_key"] = args.publish_key
+    if args.publish_clients:
+        data["output"]["publish_client_keys"] = args.publish_clients
     if args.events_out:
         data["output"]["events_out"] = args.events_out
     if args.tracks_out:

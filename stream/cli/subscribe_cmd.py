@@ -17,6 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, metavar="FILE.jsonl", help="append events here instead of stdout")
     p.add_argument("--count", type=int, help="exit after this many events")
     p.add_argument("--timeout", type=float, help="exit when no event arrives for this many seconds")
+    p.add_argument("--server-key", type=Path, metavar="FILE.key",
+                   help="the publisher's CURVE public key (with --client-key: encrypted, authenticated)")
+    p.add_argument("--client-key", type=Path, metavar="FILE.key_secret",
+                   help="this subscriber's CURVE keypair; its .key must be in the publisher's client folder")
     p.set_defaults(func=run)
 
 
@@ -24,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from stream.events.sinks import JsonlSink
     from stream.events.subscriber import EventSubscriber
 
-    sub = EventSubscriber(args.connect, tuple(args.topic) or ("",))
+    sub = EventSubscriber(args.connect, tuple(args.topic) or ("",),
+                          server_key_file=args.server_key, client_key_file=args.client_key)
     sink = JsonlSink(args.out) if args.out else None
     stop = False
 

@@ -84,6 +84,14 @@ class SourceConfig(_Section):
 class OutputConfig(_Section):
     publish: str | None = Field(default=None, description="ZeroMQ endpoint to bind a PUB socket on, e.g. tcp://*:5556")
     sndhwm: int = Field(default=1000, ge=1, le=1_000_000, description="ZeroMQ send high-water mark (messages)")
+    publish_server_key: Path | None = Field(
+        default=None,
+        description="CURVE: the publisher's NAME.key_secret from `facestream keys generate`; with "
+                    "publish_client_keys, events are encrypted and only listed subscribers get them",
+    )
+    publish_client_keys: Path | None = Field(
+        default=None, description="CURVE: folder of the allowed subscribers' public NAME.key files",
+    )
     events_out: Path | None = Field(default=None, description="append events as JSON lines to this file")
     tracks_out: Path | None = Field(
         default=None,
@@ -104,6 +112,18 @@ class OutputConfig(_Section):
         default=10, ge=1, le=10_000,
         description="save an unknown track only if it was embedded at least this often: on the shared clip "
                     "every false detection's track had 1-8 embeddings, every face's 10 or more")
+
+    @model_validator(mode="after")
+    def _curve_keys(self) -> OutputConfig:
+        # Half a CURVE setup would either admit anyone or no one: refuse it instead of guessing.
+        key, clients = self.publish_server_key, self.publish_client_keys
+        if (key is None) != (clients is None):
+            raise ValueError("publish_server_key and publish_client_keys go together: set both or neither")
+        if key is not None and not key.is_file():
+            raise ValueError(f"publish_server_key: {key}: file not found")
+        if clients is not None and not clients.is_dir():
+            raise ValueError(f"publish_client_keys: {clients}: folder not found")
+        return self
 
 
 class AppConfig(_Section):

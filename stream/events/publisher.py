@@ -28,16 +28,24 @@ per subscription message: a subscriber with two topics counts twice (simple, and
 one" from "someone"). A SUB that subscribes the same topic twice is counted twice but unsubscribed
 once when it leaves (`EventSubscriber` subscribes each topic once). An event sent in the instant a
 subscriber joins may be counted ``unheard`` though it reached it.
+
+Security: with ``server_secret_key_file`` and ``allowed_clients_dir`` the socket is a CURVE server
+(see `stream.events.curve`): traffic is encrypted and only the clients whose public keys are in the
+folder can subscribe; a plaintext or unlisted peer is refused during the handshake, before it can
+subscribe, so it never shows in the counters. Without keys, events are plaintext: binding anything
+but loopback then logs a warning.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from pathlib import Path
 
 import zmq
 
 from stream.errors import FacestreamError
+from stream.events.curve import CurveServer, is_loopback
 from stream.events.schema import Event
 
 log = logging.getLogger(__name__)
@@ -46,10 +54,18 @@ _SUBSCRIBE, _UNSUBSCRIBE = 1, 0
 
 
 class EventPublisher:
-    def __init__(self, endpoint: str, sndhwm: int = 1000, linger_ms: int = 200) -> None:
+    def __init__(self, endpoint: str, sndhwm: int = 1000, linger_ms: int = 200,
+                 server_secret_key_file: Path | None = None, allowed_clients_dir: Path | None = None) -> None:
         self.endpoint = endpoint
         self._ctx = zmq.Context.instance()
+        # Keys first: a bad key file fails before anything is bound.
+        self._curve = CurveServer.start(self._ctx, server_secret_key_file, allowed_clients_dir)
         self._sock = self._ctx.socket(zmq.XPUB)
+        if self._curve is not None:
+            self._curve.apply(self._sock)  # before bind: CURVE options are read when a peer connects
+        elif not is_loopback(endpoint):
+            log.warning("%s: events are plaintext and unauthenticated (set output.publish_server_key "
+                        "and output.publish_client_keys, or --publish-key/--publish-clients)", endpoint)
         self._sock.setsockopt(zmq.SNDHWM, sndhwm)
         self._sock.setsockopt(zmq.LINGER, linger_ms)
         # NODROP: at the HWM the send fails with EAGAIN (which we count) instead of a silent drop.
@@ -60,6 +76,8 @@ class EventPublisher:
             self._sock.bind(endpoint)
         except zmq.ZMQError as exc:
             self._sock.close(0)
+            if self._curve is not None:
+                self._curve.stop()
             raise FacestreamError(f"{endpoint}: cannot bind the event publisher ({exc.strerror})") from None
         self.bound = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.seq = 0
@@ -68,7 +86,7 @@ class EventPublisher:
         self.unheard = 0
         self._topics: Counter[bytes] = Counter()  # live subscriptions per topic prefix
         self._warned_seq = False
-        log.info("publishing events on %s", self.bound)
+        log.info("publishing events on %s%s", self.bound, " (CURVE)" if self._curve is not None else "")
 
     @property
     def subscribers(self) -> int:
@@ -139,3 +157,6 @@ class EventPublisher:
             log.info("event publisher: %d sent, %d dropped at the high-water mark, %d with no subscriber",
                      self.sent, self.dropped, self.unheard)
             self._sock.close()
+        if self._curve is not None:
+            self._curve.stop()
+            self._curve = None

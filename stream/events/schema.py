@@ -32,7 +32,8 @@ class Event(BaseModel):
         default=None,
         description="track_ended: lost, scene_cut, appearance_changed (the box went to another person: the "
                     "rest continues as a new track), end_of_source, or worker_restarted / publisher_restarted "
-                    "(a killed worker was restarted; the person, if still there, continues as a new track)",
+                    "(a killed worker was restarted; the person, if still there, continues as a new track); "
+                    "identity: gallery_changed (the decided name was removed from the gallery while running)",
     )
     stats: dict[str, Any] | None = Field(default=None, description="heartbeat: pipeline counters")
 

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import zmq
 from pydantic import ValidationError
 
 from stream.errors import FacestreamError
+from stream.events.curve import client_options
 from stream.events.schema import Event
 
 log = logging.getLogger(__name__)
 
 
 class EventSubscriber:
-    def __init__(self, connect: str, topics: tuple[str, ...] = ("",), rcvhwm: int = 10_000) -> None:
+    def __init__(self, connect: str, topics: tuple[str, ...] = ("",), rcvhwm: int = 10_000,
+                 server_key_file: Path | None = None, client_key_file: Path | None = None) -> None:
+        # Keys first, so a bad key file fails before a socket exists. With a wrong key the handshake
+        # fails and libzmq retries quietly: such a subscriber just receives nothing.
+        curve = client_options(server_key_file, client_key_file)
         self._ctx = zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.SUB)
+        for option, value in curve.items():
+            self._sock.setsockopt(option, value)
         self._sock.setsockopt(zmq.RCVHWM, rcvhwm)
         self._sock.setsockopt(zmq.LINGER, 0)
         # Each topic once: the publisher counts a repeated one twice but sees one unsubscribe at the end.

@@ -7,7 +7,6 @@ file lock so that several pipeline processes starting together do not convert tw
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib
 import logging
 import os
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stream.errors import ModelError
+from stream.locking import exclusive_lock
 from stream.models.manifest import NAME_PATTERN, ModelManifest, sha256_file
 
 log = logging.getLogger(__name__)
@@ -155,13 +155,8 @@ class ModelStore:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        lock_path = self._ensure_models_dir() / ".lock"
-        with open(lock_path, "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with exclusive_lock(self._ensure_models_dir() / ".lock"):
+            yield
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:

@@ -34,6 +34,7 @@ class Publisher:
                  incarnation: int = 1) -> None:
         from stream.events.sinks import JsonlSink
         from stream.recognize.gallery import Gallery
+        from stream.recognize.reload import GalleryWatcher
         from stream.recognize.stage import RecognitionStage
 
         self.spec = spec
@@ -49,6 +50,8 @@ class Publisher:
                                    new_track_id=lambda led=ledger.sources[name]: int(led.add("next_track_id")))
             for name in rings
         }
+        # Enrolls and removals while running: the file is polled and swapped into every stage.
+        self.gallery_watch = GalleryWatcher(cfg.gallery, spec.manifest) if cfg.gallery else None
         self.epochs: dict[str, int] = {}  # per source: the detect worker incarnation its tracks come from
         restored = TrackJournal.replay(ledger.journal_path)
         self.journal = TrackJournal(ledger.journal_path)
@@ -58,7 +61,9 @@ class Publisher:
         if cfg.output.publish:
             from stream.events.publisher import EventPublisher
 
-            self.zmq = EventPublisher(cfg.output.publish, sndhwm=cfg.output.sndhwm)
+            self.zmq = EventPublisher(cfg.output.publish, sndhwm=cfg.output.sndhwm,
+                                      server_secret_key_file=cfg.output.publish_server_key,
+                                      allowed_clients_dir=cfg.output.publish_client_keys)
             self.sinks.append(self.zmq)
         else:
             self.zmq = None
@@ -272,6 +277,23 @@ class Publisher:
         if self.metrics is not None:
             self.metrics.update(self.ledger)
         self._emit([Event(type="heartbeat", source=name, ts=time.time(), stats=stats) for name in self.rings])
+
+    def maybe_reload_gallery(self) -> None:
+        """Called every loop, like maybe_heartbeat: a changed gallery file applies within ~0.5 s.
+
+        Each stage re-decides its open tracks (RecognitionStage.set_gallery); the tracks that turn
+        unconfident are told to the detect worker now, so it embeds them again from its next frame.
+        """
+        if self.gallery_watch is None:
+            return
+        gallery = self.gallery_watch.poll()
+        if gallery is None:
+            return
+        for src, stage in self.stages.items():
+            self._emit(stage.set_gallery(gallery, src))
+            if src in self.epochs:  # else no frame came yet; the first handle() sends them
+                for track_id, confident in stage.take_status_updates():
+                    self.spec.feedback[src].put(TrackStatus(src, int(track_id), bool(confident), self.epochs[src]))
 
     def stats(self) -> dict:
         run = self.run

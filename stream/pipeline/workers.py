@@ -326,6 +326,7 @@ def publish_main(spec: PublishSpec, shared: Shared) -> None:
         while ends.open:
             beat(shared, spec.index)
             publisher.maybe_heartbeat()
+            publisher.maybe_reload_gallery()
             try:
                 msg = spec.inbox.get(timeout=POLL_S)
             except queue.Empty:

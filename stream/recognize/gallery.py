@@ -1,22 +1,28 @@
 """The gallery: enrolled embeddings of known people, for one model's embedding space.
 
 Stored as a plain ``.npz`` (embeddings, names, sources and a JSON header); loaded with
-``allow_pickle=False``, so a gallery file can never run code. Saved atomically.
+``allow_pickle=False``, so a gallery file can never run code. Saved atomically (a temp file in
+the same directory, then ``os.replace``), so a running pipeline that reloads it never reads half a
+file. Writers go through :func:`edit_gallery`, which holds an exclusive lock on the sidecar
+``<gallery>.lock`` for the whole load-change-save: two enrolls at once both land.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from stream.errors import FacestreamError
+from stream.locking import exclusive_lock
 from stream.models.manifest import ModelManifest, distance_matrix
 
 log = logging.getLogger(__name__)
@@ -57,6 +63,15 @@ class Gallery:
         self.embeddings = np.concatenate([self.embeddings, emb])
         self.names.extend([name] * len(emb))
         self.sources.extend(sources if sources and len(sources) == len(emb) else [""] * len(emb))
+
+    def remove(self, name: str) -> int:
+        """Delete every embedding of ``name``; the number removed (0 when not enrolled)."""
+        keep = [i for i, n in enumerate(self.names) if n != name]
+        removed = len(self.names) - len(keep)
+        self.embeddings = self.embeddings[keep].reshape(-1, self.dim)
+        self.names = [self.names[i] for i in keep]
+        self.sources = [self.sources[i] for i in keep]
+        return removed
 
     def match(self, queries: np.ndarray) -> tuple[list[str | None], np.ndarray]:
         """Nearest enrolled embedding per query: (names, distances); None/inf when empty."""
@@ -114,3 +129,43 @@ class Gallery:
         if manifest is not None:
             gallery.check_compatible(manifest, path)
         return gallery
+
+
+FileId = tuple[int, int, int]
+
+
+def file_id(path: Path) -> FileId | None:
+    """(mtime_ns, size, inode) of the gallery file, None when absent: what changes on every save.
+
+    The inode is there because ``os.replace`` gives each save a new one, even when a save lands
+    in the same mtime tick with the same size.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def lock_path(path: Path) -> Path:
+    """The sidecar lock file: the gallery itself is replaced on save, so it cannot carry the lock."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+@contextlib.contextmanager
+def edit_gallery(path: Path, manifest: ModelManifest | None = None, *, create: bool = True) -> Iterator[Gallery]:
+    """Load (or create), let the block change, and save the gallery, all under its exclusive lock.
+
+    Without the lock two writers both load the old file and the second save drops the first's
+    names. Nothing is saved when the block raises. ``manifest`` None skips the model check (a
+    removal needs no model) and then the gallery must exist.
+    """
+    path = Path(path)
+    with exclusive_lock(lock_path(path)):
+        if path.exists() or not create or manifest is None:
+            gallery = Gallery.load(path, manifest)
+        else:
+            gallery = Gallery.new(manifest)
+        yield gallery
+        gallery.save(path)

@@ -125,6 +125,37 @@ class RecognitionStage:
             events.extend(self._end(ended.track_id, result.source, now, ended.reason))
         return events
 
+    def set_gallery(self, gallery: Gallery, source: str) -> list[Event]:
+        """Swap in a reloaded gallery and re-decide the open tracks; the events that follows.
+
+        The rule: a track whose decided name is still enrolled keeps its votes (more photos of
+        someone do not unmake a decision). Every other open track (undecided, a stranger, or
+        named someone who was removed) starts its votes afresh, so its next embeddings vote
+        against the new gallery; its appearance mean stays (it is about the face, not the
+        gallery). Those tracks turn unconfident, which tells the detect worker to embed them at
+        the full rate again. A removed name is withdrawn at once: an ``identity`` event with no
+        identity. Raises FacestreamError for another model's gallery (the old one stays).
+        """
+        gallery.check_compatible(self.manifest)
+        self.gallery = gallery
+        enrolled = set(gallery.names)
+        now = time.time()
+        events: list[Event] = []
+        for tid, state in self.tracks.items():
+            decided = state.votes.decided
+            if decided is not None and decided in enrolled:
+                continue
+            state.votes = TrackVotes(self.voting, self.threshold)
+            if state.confident:
+                state.confident = False
+                self._status.append((tid, False))
+            if decided is not None:
+                self.counts["identity_events"] += 1
+                events.append(Event(type="identity", source=source, track_id=state.public_id, identity=None,
+                                    score=0.0, bbox=state.bbox, frame=state.frame, pts=round(state.pts, 3), ts=now,
+                                    reason="gallery_changed"))
+        return events
+
     def flush(self, source: str, reason: str = "end_of_source") -> list[Event]:
         """End every open track: the source ended, or the tracker behind the ids restarted."""
         now = time.time()
