@@ -8,7 +8,7 @@ The template comes from the model manifest; nothing here is model-specific.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import cv2
@@ -98,29 +98,40 @@ def read_image(path: Path) -> np.ndarray:
     return image
 
 
+def _detected(paths: Iterable[Path], detector=None) -> Iterator[tuple[Path, np.ndarray, Faces]]:
+    """(path, image, faces) per image, with the photo detector (a full scan); opens and closes
+    one of its own unless ``detector`` is given. Images that fail to decode raise."""
+    from stream.detect import FaceDetector
+
+    own = detector is None
+    detector = detector or FaceDetector()
+    try:
+        for path in paths:
+            image = read_image(path)
+            yield Path(path), image, detector.detect(image)
+    finally:
+        if own:
+            detector.close()
+
+
+def _stacked(crops: list[np.ndarray], aligner: FaceAligner) -> np.ndarray:
+    w, h = aligner.size
+    return np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8)
+
+
 def load_face_crops(paths: Iterable[Path], manifest: ModelManifest, detector=None) -> np.ndarray:
     """Detect every face in each image and return aligned crops (N, H, W, 3) uint8 BGR.
 
     Images that fail to decode raise; images without faces contribute nothing (logged).
     """
-    from stream.detect import FaceDetector
-
-    own = detector is None
-    detector = detector or FaceDetector()
     aligner = FaceAligner.for_model(manifest)
     crops: list[np.ndarray] = []
-    try:
-        for path in paths:
-            image = read_image(path)
-            faces = aligner.align(image, detector.detect(image))
-            if not len(faces):
-                log.info("%s: no face found", path)
-            crops.extend(faces.crops)
-    finally:
-        if own:
-            detector.close()
-    w, h = aligner.size
-    return np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8)
+    for path, image, faces in _detected(paths, detector):
+        faces = aligner.align(image, faces)
+        if not len(faces):
+            log.info("%s: no face found", path)
+        crops.extend(faces.crops)
+    return _stacked(crops, aligner)
 
 
 def choose_face(faces: Faces, image_shape: tuple[int, ...], rule: str) -> int | None:
@@ -138,30 +149,19 @@ def choose_face(faces: Faces, image_shape: tuple[int, ...], rule: str) -> int | 
     raise ValueError(f"unknown face rule {rule!r} (centre, largest)")
 
 
-def load_chosen_crops(paths: Iterable[Path], manifest: ModelManifest, rule: str = "largest",
+def load_chosen_crops(paths: Iterable[Path], template: AlignmentTemplate, rule: str = "largest",
                       detector=None) -> tuple[np.ndarray, list[Path]]:
     """One aligned crop per image, the face it is about (``choose_face``), detected and aligned as
     ``load_face_crops`` does: (crops (N, H, W, 3) uint8 BGR in the order of the images found, the
-    images where no face was found). Images that fail to decode raise."""
-    from stream.detect import FaceDetector
-
-    own = detector is None
-    detector = detector or FaceDetector()
-    aligner = FaceAligner.for_model(manifest)
+    images where no face was found). ``template``: the model's (``manifest.alignment``)."""
+    aligner = FaceAligner(template)
     crops: list[np.ndarray] = []
     missing: list[Path] = []
-    try:
-        for path in paths:
-            image = read_image(path)
-            faces = detector.detect(image)
-            index = choose_face(faces, image.shape, rule)
-            if index is None:
-                log.info("%s: no face found", path)
-                missing.append(Path(path))
-                continue
-            crops.append(aligner.align(image, faces[index]).crops[0])
-    finally:
-        if own:
-            detector.close()
-    w, h = aligner.size
-    return (np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8)), missing
+    for path, image, faces in _detected(paths, detector):
+        index = choose_face(faces, image.shape, rule)
+        if index is None:
+            log.info("%s: no face found", path)
+            missing.append(path)
+            continue
+        crops.append(aligner.align(image, faces[index]).crops[0])
+    return _stacked(crops, aligner), missing

@@ -16,7 +16,7 @@ def detect_crops(paths: Sequence[Path], manifest, rule: str) -> tuple[dict[Path,
     from stream.align import load_chosen_crops
 
     paths = list(dict.fromkeys(paths))  # each image once, in order
-    crops, missing = load_chosen_crops(paths, manifest, rule)
+    crops, missing = load_chosen_crops(paths, manifest.alignment, rule)
     lost = set(missing)
     found = [p for p in paths if p not in lost]
     return dict(zip(found, crops)), missing

@@ -188,6 +188,13 @@ class SourceEnds:
         self.open.discard(source)
         self.ledgers[source].mark_ended(self.stage)
 
+    def pass_on(self, msg: Any, forward: Any) -> None:
+        """``forward(msg)`` and mark the end passed, once per source: a second end (from a worker
+        upstream killed on its way out) goes no further."""
+        if msg.source in self.open:
+            forward(msg)
+            self.passed(msg.source)
+
     def swallowed(self, inbox_empty: Any) -> list:
         """Ends to make again; ``inbox_empty()`` is asked after the markers are read (the order matters:
         upstream sends the message before it sets the marker)."""

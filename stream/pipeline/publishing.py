@@ -158,9 +158,9 @@ class Publisher:
             self._annotate(frame, faces, stage)
         publish_ms = (time.perf_counter() - t0) * 1e3
         run = self.run
-        for stage_name, ms in (("read", frame.read_ms), ("detect", fm.detect_ms), ("embed", msg.embed_ms),
-                               ("publish", publish_ms)):
-            run.add(f"ms_{stage_name}", ms)
+        for key, ms in (("ms_read", frame.read_ms), ("ms_detect", fm.detect_ms), ("ms_embed", msg.embed_ms),
+                        ("ms_publish", publish_ms)):
+            run.add(key, ms)
         run.add("timed_frames")
         done = time.time()
         run["last_done"] = done

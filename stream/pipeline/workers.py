@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from dataclasses import replace
 from typing import Any
 
 import cv2
@@ -185,11 +184,6 @@ def detect_main(spec: DetectSpec, shared: Shared) -> None:
     if spec.ready is not None:
         spec.ready.set()
 
-    def end(msg: EndOfSource) -> None:
-        if msg.source in ends.open:  # a second end (a reader killed on its way out) is not passed on
-            spec.out.put(msg)
-            ends.passed(msg.source)
-
     try:
         while ends.open:
             beat(shared, spec.index)
@@ -198,13 +192,12 @@ def detect_main(spec: DetectSpec, shared: Shared) -> None:
                 msg = spec.inbox.get(timeout=POLL_S)
             except queue.Empty:
                 for lost in ends.swallowed(spec.inbox.empty):
-                    end(lost)
+                    ends.pass_on(lost, spec.out.put)
                 continue
             if isinstance(msg, EndOfSource):
-                end(msg)
+                ends.pass_on(msg, spec.out.put)
                 continue
-            out = _detect_frame(msg, rings[msg.source], detector, aligner, videos[msg.source])
-            spec.out.put(replace(out, epoch=epoch))
+            spec.out.put(_detect_frame(msg, rings[msg.source], detector, aligner, videos[msg.source], epoch))
     finally:
         detector.close()
         for ring in rings.values():
@@ -246,7 +239,7 @@ class VideoFaces:
         return faces, ended, embed
 
 
-def _detect_frame(msg: FrameMsg, ring: FrameRing, detector, aligner, video: VideoFaces) -> FacesMsg:
+def _detect_frame(msg: FrameMsg, ring: FrameRing, detector, aligner, video: VideoFaces, epoch: int) -> FacesMsg:
     t0 = time.perf_counter()
     image = ring.frame(msg.slot, msg.height, msg.width)
     faces, ended, embed = video.detect(image, msg.index, detector)
@@ -256,7 +249,7 @@ def _detect_frame(msg: FrameMsg, ring: FrameRing, detector, aligner, video: Vide
         rows = rows[np.argsort(-faces.widths[rows], kind="stable")[:limit]]
     if len(rows):
         aligner.align(image, faces[rows], out=ring.crops(msg.slot))
-    return FacesMsg(msg, faces, rows, ended, (time.perf_counter() - t0) * 1e3)
+    return FacesMsg(msg, faces, rows, ended, (time.perf_counter() - t0) * 1e3, epoch)
 
 
 def _drain_feedback(feedback: Any, videos: dict[str, VideoFaces], epoch: int) -> None:
@@ -331,13 +324,10 @@ def publish_main(spec: PublishSpec, shared: Shared) -> None:
                 msg = spec.inbox.get(timeout=POLL_S)
             except queue.Empty:
                 for lost in ends.swallowed(spec.inbox.empty):
-                    publisher.end_source(lost)
-                    ends.passed(lost.source)
+                    ends.pass_on(lost, publisher.end_source)
                 continue
             if isinstance(msg, EndOfSource):
-                if msg.source in ends.open:
-                    publisher.end_source(msg)
-                    ends.passed(msg.source)
+                ends.pass_on(msg, publisher.end_source)
             else:
                 publisher.handle(msg)
     finally:

@@ -88,32 +88,19 @@ def load_identity_faces(root: Path, template: AlignmentTemplate, workdir: Path, 
 def detect_and_align(items: list[tuple[str, Path]], template: AlignmentTemplate,
                      *, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One aligned crop per image: the largest face, as `eval` judges a photo by its main face."""
-    from stream.align import FaceAligner, read_image
-    from stream.detect import FaceDetector
+    from stream.align import load_chosen_crops
 
-    aligner = FaceAligner(template)
     names = sorted({name for name, _ in items})
     index = {name: i for i, name in enumerate(names)}
-    crops: list[np.ndarray] = []
-    labels: list[int] = []
-    missing = 0
-    with FaceDetector() as detector:
-        for name, path in tqdm(items, desc="detect+align", unit="img", disable=not progress):
-            image = read_image(path)
-            faces = detector.detect(image)
-            if not len(faces):
-                missing += 1
-                log.info("%s: no face found", path)
-                continue
-            boxes = faces.xyxy
-            largest = int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
-            crops.append(aligner.align(image, faces[np.array([largest])]).crops[0])
-            labels.append(index[name])
+    paths = (path for _, path in tqdm(items, desc="detect+align", unit="img", disable=not progress))  # lazy: the bar
+    crops, missing = load_chosen_crops(paths, template, "largest")
+    lost = set(missing)
+    labels = [index[name] for name, path in items if path not in lost]
     if missing:
-        log.warning("%d of %d images had no face found and are left out", missing, len(items))
-    if not crops:
+        log.warning("%d of %d images had no face found and are left out", len(missing), len(items))
+    if not len(crops):
         raise FacestreamError(f"{items[0][1].parent.parent}: no face found in any image")
-    return np.stack(crops), np.array(labels, np.int64), np.array(names)
+    return crops, np.array(labels, np.int64), np.array(names)
 
 
 def holdout_split(faces: FaceSet, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
