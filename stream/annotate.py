@@ -20,15 +20,21 @@ _UNKNOWN = (40, 160, 240)
 class Annotator:
     def draw(self, image: np.ndarray, faces: Faces, labels: dict[int, str]) -> np.ndarray:
         """Draw on ``image`` in place and return it."""
-        for box, tid in zip(faces.xyxy.astype(int), faces.track_id):
-            label = labels.get(int(tid), f"#{tid}")
+        names = [labels.get(int(tid), f"#{tid}") for tid in faces.track_id]
+        return self.draw_boxes(image, faces.xyxy, names)
+
+    def draw_boxes(self, image: np.ndarray, xyxy: np.ndarray, labels: list[str]) -> np.ndarray:
+        """Draw boxes (N, 4: x1 y1 x2 y2) with their labels on ``image`` in place and return it."""
+        for box, label in zip(np.asarray(xyxy).astype(int), labels):
             color = _UNKNOWN if label.endswith("unknown") else _KNOWN
             x1, y1, x2, y2 = box
             cv2.rectangle(image, (x1, y1), (x2, y2), color, 2)
             (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
             top = max(y1 - th - 6, 0)
-            cv2.rectangle(image, (x1, top), (x1 + tw + 4, top + th + 6), color, -1)
-            cv2.putText(image, label, (x1 + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+            left = max(min(x1, image.shape[1] - tw - 4), 0)  # a face at the right edge keeps its name in view
+            cv2.rectangle(image, (left, top), (left + tw + 4, top + th + 6), color, -1)
+            cv2.putText(image, label, (left + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
+                        cv2.LINE_AA)
         return image
 
 

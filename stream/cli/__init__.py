@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "stream.cli.embed_cmd",
     "stream.cli.eval_cmd",
     "stream.cli.subscribe_cmd",
+    "stream.cli.serve_cmd",
     "stream.cli.keys_cmd",
     "stream.cli.models_cmd",
     "stream.cli.engine_cmd",

@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--save-unknowns", type=Path, metavar="DIR",
                    help="save each track that ends unknown (best crops + embedding) for `facestream cluster`")
     p.add_argument("--annotate", type=Path, metavar="OUT.mp4", help="write annotated video (one per source)")
+    p.add_argument("--http", metavar="[HOST:]PORT",
+                   help="serve the live web view (cameras, events, gallery) there; overrides web.http")
     p.add_argument("--realtime", action="store_true", help="pace files at their own frame rate")
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on 127.0.0.1:PORT")
     p.add_argument("--max-batch", type=int, help="overrides batching.max_batch")
@@ -65,6 +67,8 @@ def apply_overrides(config, args: argparse.Namespace):
         data["output"]["tracks_out"] = args.tracks_out
     if args.save_unknowns:
         data["output"]["save_unknowns"] = args.save_unknowns
+    if args.http:
+        data["web"]["http"] = args.http
     if args.realtime:
         data["sources"]["realtime"] = True
     if args.metrics_port is not None:

@@ -18,6 +18,7 @@ from stream.inference.select import EngineConfig
 from stream.recognize.appearance import AppearanceConfig
 from stream.recognize.voting import VotingConfig
 from stream.track.sort import TrackerConfig
+from stream.web.settings import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ class AppConfig(_Section):
     pipeline: PipelineConfig = PipelineConfig()
     sources: SourceConfig = SourceConfig()
     output: OutputConfig = OutputConfig()
+    web: WebConfig = WebConfig()
     gallery: Path | None = Field(default=None, description="gallery file (.npz) from `facestream enroll`")
 
 

@@ -83,6 +83,15 @@ class Publisher:
             self.track_writers = {name: MotWriter(_per_source(cfg.output.tracks_out, name, len(rings)),
                                                   append=incarnation > 1)
                                   for name in rings}
+        self.previews = {}
+        if spec.previews:
+            from stream.web.preview import PreviewBoard
+
+            self.previews = {name: PreviewBoard.attach(layout) for name, layout in spec.previews.items()}
+        if spec.web_feed:
+            from stream.web.feed import WebFeedSink
+
+            self.sinks.append(WebFeedSink(spec.web_feed))
         self.unknowns = None
         if cfg.output.save_unknowns:
             from stream.cluster.tracks import UnknownsRecorder
@@ -156,6 +165,9 @@ class Publisher:
         self._emit(events)
         if self.spec.annotate is not None:
             self._annotate(frame, faces, stage)
+        board = self.previews.get(src)
+        if board is not None and board.wanted(self.spec.config.web.max_fps):
+            self._preview(board, frame, faces, stage)
         publish_ms = (time.perf_counter() - t0) * 1e3
         run = self.run
         for key, ms in (("ms_read", frame.read_ms), ("ms_detect", fm.detect_ms), ("ms_embed", msg.embed_ms),
@@ -265,6 +277,14 @@ class Publisher:
         labels = {int(tid): stage.label(int(tid)) for tid in faces.track_id}
         writer.write(annotator.draw(image, faces, labels))
 
+    def _preview(self, board, frame, faces, stage) -> None:
+        """The frame and what is on it, for the web view (which draws and encodes it itself)."""
+        overlay = [{"box": [round(float(v), 1) for v in faces.xyxy[i]], "track_id": public, "identity": decided,
+                    "label": f"#{public} {decided or 'unknown'}"}
+                   for i, (public, decided) in enumerate(stage.frame_tracks)]
+        board.write(self.rings[frame.source].frame(frame.slot, frame.height, frame.width), overlay, frame.index,
+                    frame.capture_ts)
+
     # -- periodic / final ------------------------------------------------------------------------
     def maybe_heartbeat(self) -> None:
         now = time.monotonic()
@@ -342,6 +362,8 @@ class Publisher:
             tracks.close()
         for sink in self.sinks:
             sink.close()
+        for board in self.previews.values():
+            board.close()
         self.journal.close()
 
 

@@ -15,6 +15,7 @@ import queue
 import resource
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -120,13 +121,34 @@ def run_pipeline(
                               _worker_names(infos, config), run_dir / "tracks.journal")
     shared = Shared(stop=ctx.Event(), heartbeats=ctx.Array("d", len(ledger.workers)), errors=Channel(ctx),
                     ledger=ledger, log_level=log_level, supervisor_pid=os.getpid())
+    web = None
     try:
-        return _run(config, model, infos, layouts, shared, ctx, annotate, progress, ready_timeout_s)
+        if config.web.http:
+            config, web = _open_web_view(config, layouts, run_dir, run_id, ledger)
+        return _run(config, model, infos, layouts, shared, ctx, annotate, progress, ready_timeout_s, web)
     finally:
+        if web is not None:
+            web.close()
         for ring in rings.values():
             ring.close()
             ring.unlink()
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _open_web_view(config: AppConfig, layouts: dict[str, RingLayout], run_dir: Path, run_id: str,
+                   ledger: RunLedger) -> tuple[AppConfig, Any]:
+    """Start the web view; the page lists strangers to name, so unknown tracks are saved (in the
+    run's own folder unless output.save_unknowns says where)."""
+    from stream.web.live import RunWebView
+
+    if config.output.save_unknowns is None:
+        config = config.model_copy(update={"output": config.output.model_copy(
+            update={"save_unknowns": run_dir / "unknowns"})})
+    web = RunWebView(config.web, {name: (lay.max_height, lay.max_width) for name, lay in layouts.items()}, run_dir,
+                     run_id, ledger, gallery=config.gallery, unknowns=config.output.save_unknowns,
+                     model_name=config.model.name)
+    print(f"facestream: web view on {web.url}", file=sys.stderr)
+    return config, web
 
 
 def _worker_names(infos: list[SourceInfo], config: AppConfig) -> list[str]:
@@ -154,8 +176,8 @@ class _Running:
 
 def _run(config: AppConfig, model: InstalledModel, infos: list[SourceInfo],
          layouts: dict[str, RingLayout], shared: Shared, ctx: Any, annotate: Path | None,
-         progress: bool, ready_timeout_s: float) -> dict[str, Any]:
-    running = _start(config, model, infos, layouts, shared, ctx, annotate, ready_timeout_s)
+         progress: bool, ready_timeout_s: float, web: Any = None) -> dict[str, Any]:
+    running = _start(config, model, infos, layouts, shared, ctx, annotate, ready_timeout_s, web)
     bar = _progress_bar(infos) if progress else None
     stops = StopSignals()
     try:
@@ -176,7 +198,7 @@ def _run(config: AppConfig, model: InstalledModel, infos: list[SourceInfo],
 
 
 def _start(config: AppConfig, model: InstalledModel, infos: list[SourceInfo], layouts: dict[str, RingLayout],
-           shared: Shared, ctx: Any, annotate: Path | None, ready_timeout_s: float) -> _Running:
+           shared: Shared, ctx: Any, annotate: Path | None, ready_timeout_s: float, web: Any = None) -> _Running:
     """Create the queues, start every process and wait until all are warm; then let readers read."""
     model_name, manifest = model.name, model.manifest
     names = [info.spec.name for info in infos]
@@ -214,7 +236,8 @@ def _start(config: AppConfig, model: InstalledModel, infos: list[SourceInfo], la
         idx = next(slot_of)
         sup.start(ProcessSpec("publish", publish_main, (PublishSpec(
             idx, config, manifest, layouts, publish_in, free_slots, {n: feedback[worker_of[n]] for n in names},
-            summary_q, publish_ready, annotate, {i.spec.name: i.fps for i in infos}),), idx))
+            summary_q, publish_ready, annotate, {i.spec.name: i.fps for i in infos},
+            web.previews if web is not None else {}, web.feed_endpoint if web is not None else None),), idx))
         idx = next(slot_of)
         sup.start(ProcessSpec("embed", embed_main, (EmbedSpec(
             idx, config, model_name, layouts, Inbox(to_embed), publish_in, embed_ready, engine_info),), idx,

@@ -64,3 +64,5 @@ class PublishSpec:
     ready: Any = None  # Event set once sinks are open
     annotate: Path | None = None
     source_fps: dict[str, float] = field(default_factory=dict)
+    previews: dict[str, Any] = field(default_factory=dict)  # per source: PreviewLayout for the web view
+    web_feed: str | None = None  # ipc endpoint the web view's event feed listens on

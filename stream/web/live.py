@@ -1,0 +1,61 @@
+"""The web view of a running pipeline: preview boards, the event feed and the server, set up together.
+
+Made by the run's main process (the supervisor), which owns the boards' shared memory and reads
+the run's counters from its ledger; the publisher only writes frames and events into them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from stream.web.app import WebContext, create_app
+from stream.web.cameras import CameraFeed
+from stream.web.feed import EventFeed
+from stream.web.people import PhotoEnroller
+from stream.web.preview import PreviewBoard, PreviewLayout
+from stream.web.server import WebServer, resolve_token
+from stream.web.settings import WebConfig
+
+log = logging.getLogger(__name__)
+
+
+class RunWebView:
+    def __init__(self, web: WebConfig, frame_sizes: dict[str, tuple[int, int]], run_dir: Path, run_id: str,
+                 ledger: Any, *, gallery: Path | None, unknowns: Path | None, model_name: str) -> None:
+        token = resolve_token(web.token)
+        self.previews = {name: PreviewLayout(f"{run_id}-view{i}", h, w)
+                         for i, (name, (h, w)) in enumerate(frame_sizes.items())}
+        self.feed_endpoint = f"ipc://{run_dir}/web-events.sock"
+        self._boards = {name: PreviewBoard.create(layout) for name, layout in self.previews.items()}
+        self.feed = EventFeed(self.feed_endpoint)
+        self._enroller = PhotoEnroller(model_name, gallery) if gallery is not None else None
+
+        def camera_state() -> dict[str, dict]:
+            return {name: led.counters.as_dict() for name, led in ledger.sources.items()}
+
+        ctx = WebContext(
+            cameras={name: CameraFeed(name, board, web.jpeg_quality) for name, board in self._boards.items()},
+            feed=self.feed, camera_state=camera_state, gallery=gallery, unknowns=unknowns,
+            enroller=self._enroller, token=token)
+        try:
+            self.server = WebServer(create_app(ctx), web.http, token).start()
+        except BaseException:
+            self._close_parts()
+            raise
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def close(self) -> None:
+        self.server.stop()
+        self._close_parts()
+
+    def _close_parts(self) -> None:
+        self.feed.close()
+        if self._enroller is not None:
+            self._enroller.close()
+        for board in self._boards.values():
+            board.close()

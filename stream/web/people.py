@@ -1,0 +1,210 @@
+"""What the web view does to the gallery and the saved unknown tracks (plain functions, no HTTP).
+
+Every change goes through ``edit_gallery`` (the same lock and atomic replace as `facestream
+enroll`), so the running publisher picks it up within a second and a CLI enroll at the same time
+loses nothing. Photos added from the page are kept beside the gallery (``<gallery>.photos/``) so
+the page can show them later; a named stranger's track folder moves to ``<unknowns>/.named/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from stream.errors import FacestreamError
+from stream.recognize.gallery import Gallery, edit_gallery
+
+THUMB_PX = 160
+MAX_PHOTO_BYTES = 20 * 1024 * 1024
+_TRACK_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+NAMED_DIR = ".named"
+
+
+def check_identity(name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > 100 or any(c in name for c in "/\\\n\r\t") or name.startswith("."):
+        raise FacestreamError(f"{name!r}: not a usable name (1-100 characters, no slashes, not starting with '.')")
+    return name
+
+
+def list_people(gallery_path: Path | None) -> list[dict]:
+    if gallery_path is None or not Path(gallery_path).exists():
+        return []
+    gallery = Gallery.load(gallery_path)
+    people: dict[str, dict] = {}
+    for i, (name, source) in enumerate(zip(gallery.names, gallery.sources)):
+        entry = people.setdefault(name, {"name": name, "embeddings": 0, "photos": []})
+        entry["embeddings"] += 1
+        if source and Path(source).is_file():
+            entry["photos"].append(i)
+    return sorted(people.values(), key=lambda p: p["name"].lower())
+
+
+def gallery_photo(gallery_path: Path | None, index: int) -> bytes | None:
+    """A JPEG thumbnail of the image an embedding came from; only files the gallery itself lists."""
+    if gallery_path is None or not Path(gallery_path).exists():
+        return None
+    gallery = Gallery.load(gallery_path)
+    if not 0 <= index < len(gallery.sources) or not gallery.sources[index]:
+        return None
+    return _thumbnail(Path(gallery.sources[index]))
+
+
+def remove_person(gallery_path: Path, name: str) -> int:
+    with edit_gallery(gallery_path, None, create=False) as gallery:
+        removed = gallery.remove(name)
+        if not removed:
+            raise FacestreamError(f"{gallery_path}: no one named {name}")
+    return removed
+
+
+class PhotoEnroller:
+    """Detect, align and embed one face per uploaded photo; the models load on the first photo.
+
+    The same detector, alignment and ONNX Runtime engine as `facestream enroll`, in this process
+    (CPU), one photo at a time.
+    """
+
+    def __init__(self, model_name: str, gallery_path: Path) -> None:
+        self.model_name = model_name
+        self.gallery_path = Path(gallery_path)
+        self._lock = threading.Lock()
+        self._parts = None
+
+    def _load(self):
+        if self._parts is None:
+            from stream.align import FaceAligner
+            from stream.cli.common import cpu_engine, load_model
+            from stream.detect import FaceDetector
+
+            model = load_model(self.model_name)
+            self._parts = (model.manifest, FaceDetector(), FaceAligner.for_model(model.manifest), cpu_engine(model))
+        return self._parts
+
+    def enroll(self, name: str, data: bytes, filename: str = "photo") -> str:
+        name = check_identity(name)
+        if len(data) > MAX_PHOTO_BYTES:
+            raise FacestreamError(f"{filename}: larger than {MAX_PHOTO_BYTES // 2**20} MB")
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+        if image is None:
+            raise FacestreamError(f"{filename}: not an image OpenCV can decode")
+        with self._lock:
+            manifest, detector, aligner, engine = self._load()
+            faces = detector.detect(image)
+            if len(faces) != 1:
+                found = f"{len(faces)} faces found" if len(faces) else "no face found"
+                raise FacestreamError(f"{filename}: {found} (need exactly one)")
+            embedding = engine.embed(aligner.align(image, faces).crops)
+        folder = self.gallery_path.with_name(self.gallery_path.name + ".photos") / name
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.jpg"
+        path.write_bytes(data)
+        with edit_gallery(self.gallery_path, manifest) as gallery:
+            gallery.add(name, embedding, [str(path)])
+        return f"enrolled a photo as {name}"
+
+    def close(self) -> None:
+        if self._parts is not None:
+            for part in self._parts[1:]:
+                close = getattr(part, "close", None)
+                if close is not None:
+                    close()
+            self._parts = None
+
+
+@dataclass
+class UnknownTrack:
+    name: str
+    source: str
+    track_id: int
+    frames: int
+    crops: int
+    mtime: float
+
+
+def list_unknowns(root: Path | None, limit: int = 24) -> list[UnknownTrack]:
+    """The most recent saved unknown tracks, newest first."""
+    from stream.cluster.tracks import TMP_PREFIX, TRACK_FILE
+
+    if root is None or not Path(root).is_dir():
+        return []
+    found = []
+    for meta_path in Path(root).glob(f"*/{TRACK_FILE}"):
+        folder = meta_path.parent
+        if folder.name.startswith((TMP_PREFIX, ".")):
+            continue
+        found.append((meta_path.stat().st_mtime, folder))
+    found.sort(reverse=True)
+    out = []
+    for mtime, folder in found[:limit]:
+        try:
+            meta = json.loads((folder / TRACK_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        out.append(UnknownTrack(folder.name, str(meta.get("source", "")), int(meta.get("track_id", 0)),
+                                len(meta.get("frames") or []), len(list(folder.glob("crop-*.png"))), mtime))
+    return out
+
+
+def _track_folder(root: Path | None, track: str) -> Path:
+    if root is None or not _TRACK_NAME.match(track or "") or track.startswith("."):
+        raise FacestreamError(f"{track!r}: no such unknown track")
+    folder = Path(root) / track
+    if not folder.is_dir():
+        raise FacestreamError(f"{track}: no such unknown track (named already?)")
+    return folder
+
+
+def unknown_crop(root: Path | None, track: str, k: int) -> bytes | None:
+    folder = _track_folder(root, track)
+    path = folder / f"crop-{int(k)}.png"
+    return path.read_bytes() if path.is_file() else None
+
+
+def name_unknown(gallery_path: Path, root: Path, track: str, name: str) -> str:
+    """Enroll a saved unknown track as ``name``: its mean embedding, the one the voter matched."""
+    from stream.cluster.tracks import read_tracks
+
+    name = check_identity(name)
+    folder = _track_folder(root, track)
+    saved = read_tracks(folder)
+    if not saved:
+        raise FacestreamError(f"{track}: no saved embedding")
+    meta, mean = saved[0].meta, saved[0].mean
+    manifest = None
+    if not Path(gallery_path).exists():  # the first person: a new gallery for the model that saved the track
+        from stream.models.store import DEFAULT_MODEL, ModelStore
+
+        manifest = ModelStore().get(meta.get("model") or DEFAULT_MODEL, verify=False).manifest
+    named = Path(root) / NAMED_DIR / f"{name}-{folder.name}"
+    named.parent.mkdir(exist_ok=True)
+    shutil.move(str(folder), str(named))  # first: a second click on the same stranger finds nothing
+    try:
+        with edit_gallery(gallery_path, manifest) as gallery:
+            if meta.get("model") and meta["model"] != gallery.model:
+                raise FacestreamError(f"{track}: saved by model {meta['model']}, the gallery is {gallery.model}'s")
+            crops = sorted(named.glob("crop-*.png"))
+            gallery.add(name, mean[None, :], [str(crops[0]) if crops else ""])
+    except BaseException:
+        shutil.move(str(named), str(folder))
+        raise
+    return f"{track} enrolled as {name}"
+
+
+def _thumbnail(path: Path) -> bytes | None:
+    image = cv2.imread(str(path))
+    if image is None:
+        return None
+    scale = THUMB_PX / max(image.shape[:2])
+    if scale < 1:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes() if ok else None
