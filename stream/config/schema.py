@@ -73,6 +73,11 @@ class SourceConfig(_Section):
     read_timeout_s: float = Field(default=5.0, gt=0, le=300, description="network stream read timeout")
     reconnect_initial_s: float = Field(default=0.5, gt=0, le=60, description="first reconnect delay")
     reconnect_max_s: float = Field(default=10.0, gt=0, le=600, description="reconnect delay cap")
+    give_up_after_s: float | None = Field(
+        default=None, gt=0, le=31_536_000,
+        description="a camera or stream down this long (at start or mid-run) ends with an error and the run "
+                    "exits 1; null = retry forever",
+    )
     realtime: bool = Field(default=False, description="pace files at their own frame rate")
 
     @model_validator(mode="after")
@@ -85,6 +90,15 @@ class SourceConfig(_Section):
 class OutputConfig(_Section):
     publish: str | None = Field(default=None, description="ZeroMQ endpoint to bind a PUB socket on, e.g. tcp://*:5556")
     sndhwm: int = Field(default=1000, ge=1, le=1_000_000, description="ZeroMQ send high-water mark (messages)")
+    publish_connect: bool = Field(
+        default=False,
+        description="connect the event socket to output.publish (a site's event proxy) instead of binding it",
+    )
+    origin: str | None = Field(
+        default=None, max_length=64,
+        description="this pipeline's name in a site of several (set by `facestream cluster run`): every event "
+                    "carries it, and subscribers count seq per origin",
+    )
     publish_server_key: Path | None = Field(
         default=None,
         description="CURVE: the publisher's NAME.key_secret from `facestream keys generate`; with "

@@ -55,7 +55,8 @@ _SUBSCRIBE, _UNSUBSCRIBE = 1, 0
 
 class EventPublisher:
     def __init__(self, endpoint: str, sndhwm: int = 1000, linger_ms: int = 200,
-                 server_secret_key_file: Path | None = None, allowed_clients_dir: Path | None = None) -> None:
+                 server_secret_key_file: Path | None = None, allowed_clients_dir: Path | None = None,
+                 connect: bool = False) -> None:
         self.endpoint = endpoint
         self._ctx = zmq.Context.instance()
         # Keys first: a bad key file fails before anything is bound.
@@ -73,13 +74,18 @@ class EventPublisher:
         # Every (un)subscription, so the count follows each subscriber, not each distinct topic.
         self._sock.setsockopt(zmq.XPUB_VERBOSER, 1)
         try:
-            self._sock.bind(endpoint)
+            # connect: a site's proxy (XSUB) binds, and every shard's publisher connects to it
+            if connect:
+                self._sock.connect(endpoint)
+            else:
+                self._sock.bind(endpoint)
         except zmq.ZMQError as exc:
             self._sock.close(0)
             if self._curve is not None:
                 self._curve.stop()
-            raise FacestreamError(f"{endpoint}: cannot bind the event publisher ({exc.strerror})") from None
-        self.bound = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            verb = "connect" if connect else "bind"
+            raise FacestreamError(f"{endpoint}: cannot {verb} the event publisher ({exc.strerror})") from None
+        self.bound = endpoint if connect else self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.seq = 0
         self.sent = 0
         self.dropped = 0

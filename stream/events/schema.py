@@ -27,6 +27,11 @@ class Event(BaseModel):
     pts: float | None = Field(default=None, description="presentation time in seconds")
     ts: float = Field(description="wall clock (unix seconds) when the event was made")
     seq: int = Field(default=0, description="per publisher, +1 per message; set by the publisher")
+    origin: str | None = Field(
+        default=None,
+        description="the pipeline that made the event when a site has several (`facestream cluster run`: a "
+                    "shard, or 'site' for the driver's status); seq counts per origin",
+    )
     votes: dict[str, Any] | None = Field(default=None, description="track_ended: vote summary")
     reason: str | None = Field(
         default=None,

@@ -39,7 +39,7 @@ class EventSubscriber:
         self.gaps = 0  # messages missed, from seq jumps
         self.invalid = 0
         self.restarts = 0
-        self._last_seq: int | None = None
+        self._last_seq: dict[str | None, int] = {}  # per origin: each shard of a site numbers its own
         # seq counts every message of the publisher: with a topic filter, jumps are expected.
         self._count_gaps = all(t == "" for t in topics or ("",))
 
@@ -52,7 +52,7 @@ class EventSubscriber:
             parts = self._sock.recv_multipart()
             event = self._parse(parts)
             if event is not None:
-                self._track_seq(event.seq)
+                self._track_seq(event.seq, event.origin)
                 self.received += 1
                 return event
 
@@ -68,16 +68,18 @@ class EventSubscriber:
             log.warning("ignoring an invalid event on %r: %s", parts[0][:64], exc.errors()[0]["msg"])
             return None
 
-    def _track_seq(self, seq: int) -> None:
-        if self._last_seq is not None and self._count_gaps:
-            if seq <= self._last_seq:
+    def _track_seq(self, seq: int, origin: str | None = None) -> None:
+        last = self._last_seq.get(origin)
+        where = f" of {origin}" if origin else ""
+        if last is not None and self._count_gaps:
+            if seq <= last:
                 self.restarts += 1
-                log.warning("publisher restarted (seq %d after %d)", seq, self._last_seq)
-            elif seq > self._last_seq + 1:
-                missed = seq - self._last_seq - 1
+                log.warning("publisher%s restarted (seq %d after %d)", where, seq, last)
+            elif seq > last + 1:
+                missed = seq - last - 1
                 self.gaps += missed
-                log.warning("missed %d event(s) (seq %d -> %d)", missed, self._last_seq, seq)
-        self._last_seq = seq
+                log.warning("missed %d event(s)%s (seq %d -> %d)", missed, where, last, seq)
+        self._last_seq[origin] = seq
 
     def close(self) -> None:
         if not self._sock.closed:

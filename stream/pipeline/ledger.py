@@ -36,7 +36,13 @@ _SOURCE_INTS = (
     "lost",  # publisher: frames that never reached it (lost with a killed worker)
     "duplicates",  # publisher: frames that reached it twice (a reader killed just after sending)
     "next_track_id",  # publisher: last published track id of the source
+    "online",  # reader: 1 while the source gives frames (a live one: connected), 0 while it is down
+    "reconnects",  # reader: a live source's connection attempts after its first
 )
+_SOURCE_FLOATS = (
+    "offline_since",  # reader: wall-clock time a live source went down (0: it is up)
+)
+ERROR_BYTES = 160  # a source's last error, UTF-8, NUL-padded: enough for one line naming the problem
 END_MARKERS = {"reader": "end_read", "detect": "end_detect", "embed": "end_embed", "publish": "end_publish"}
 
 
@@ -72,6 +78,17 @@ class Counters:
 class SourceLedger:
     counters: Counters
     holders: Any  # RawArray('q', slots): frame index held by each slot, or RELEASED
+    error_text: Any = None  # RawArray('c', ERROR_BYTES): the reader's last error about the source
+
+    def set_last_error(self, text: str | None) -> None:
+        """Reader only. A reader may see a half-written text for a moment: it is for display only."""
+        data = (text or "").encode("utf-8", "replace")[: ERROR_BYTES - 1]
+        self.error_text.raw = data.ljust(ERROR_BYTES, b"\0")
+
+    def last_error(self) -> str | None:
+        if self.error_text is None:
+            return None
+        return self.error_text.value.decode("utf-8", "ignore") or None  # a cut may split a character
 
     def __getitem__(self, name: str) -> Any:
         return self.counters[name]
@@ -105,7 +122,8 @@ class RunLedger:
         for name, n in slots.items():
             holders = ctx.RawArray("q", n)
             holders[:] = [RELEASED] * n
-            sources[name] = SourceLedger(Counters(ctx, _SOURCE_INTS, initial={"last_frame": -1}), holders)
+            sources[name] = SourceLedger(Counters(ctx, _SOURCE_INTS, _SOURCE_FLOATS, initial={"last_frame": -1}),
+                                         holders, ctx.RawArray("c", ERROR_BYTES))
         return cls(Counters(ctx, _RUN_INTS, _RUN_FLOATS), sources, list(workers), ctx.RawArray("q", len(workers)),
                    Path(journal_path))
 

@@ -22,6 +22,10 @@ class PipelineMetrics:
                              registry=self.registry)
         self.lost = Gauge("facestream_frames_lost", "frames lost with a killed worker", ["source"],
                           registry=self.registry)
+        self.online = Gauge("facestream_source_online", "1 while a source gives frames, 0 while it is down",
+                            ["source"], registry=self.registry)
+        self.reconnects = Gauge("facestream_source_reconnects", "connection attempts of a live source after its "
+                                "first", ["source"], registry=self.registry)
         self.restarts = Gauge("facestream_worker_restarts", "restarts of each pipeline process", ["worker"],
                               registry=self.registry)
         self.latency = Histogram("facestream_latency_seconds", "frame capture to result", ["source"],
@@ -43,5 +47,7 @@ class PipelineMetrics:
         for source, led in ledger.sources.items():
             self.dropped.labels(source).set(int(led["live_dropped"]))
             self.lost.labels(source).set(int(led["lost"]))
+            self.online.labels(source).set(int(led["online"]))
+            self.reconnects.labels(source).set(int(led["reconnects"]))
         for worker, count in ledger.restarts().items():
             self.restarts.labels(worker).set(count)

@@ -63,7 +63,8 @@ class Publisher:
 
             self.zmq = EventPublisher(cfg.output.publish, sndhwm=cfg.output.sndhwm,
                                       server_secret_key_file=cfg.output.publish_server_key,
-                                      allowed_clients_dir=cfg.output.publish_client_keys)
+                                      allowed_clients_dir=cfg.output.publish_client_keys,
+                                      connect=cfg.output.publish_connect)
             self.sinks.append(self.zmq)
         else:
             self.zmq = None
@@ -237,6 +238,7 @@ class Publisher:
         for event in events:
             # One sequence for every sink, kept in the ledger: it goes on across publisher restarts.
             event.seq = int(run.add("seq"))
+            event.origin = self.spec.config.output.origin
             if event.type != "heartbeat":
                 # Journaled before it goes out: a successor ends every track a consumer saw start.
                 self.journal.append({"type": event.type, "source": event.source, "track_id": event.track_id,
@@ -334,6 +336,7 @@ class Publisher:
             "publish_unheard": int(run["publish_unheard"]) if self.zmq is not None else None,
             "subscribers": self.zmq.subscribers if self.zmq is not None else None,
             "worker_restarted": self.ledger.restarts(),
+            "sources": {name: self._source_state(name) for name in self.rings},
         }
 
     def summary(self) -> dict:
@@ -349,11 +352,20 @@ class Publisher:
         out["errors"] = self.errors
         return out
 
+    def _source_state(self, name: str) -> dict:
+        """Whether a source is up, as its reader last wrote it: a camera that is down shows here."""
+        led = self.ledger.sources[name]
+        online, since = bool(led["online"]), float(led["offline_since"])
+        return {"online": online, "reconnects": int(led["reconnects"]), "dropped": int(led["live_dropped"]),
+                "offline_s": round(max(time.time() - since, 0.0), 1) if since and not online else None,
+                "last_error": led.last_error()}
+
     def _source_summary(self, name: str) -> dict:
         led = self.ledger.sources[name]
         return {"read": int(led["read_next"]), "frames": int(led["frames"]), "lost": int(led["lost"]),
                 "lost_frames": self.lost_ranges.get(name, []), "duplicates": int(led["duplicates"]),
-                "skipped_on_resume": int(led["read_skipped"]), "dropped": int(led["live_dropped"])}
+                "skipped_on_resume": int(led["read_skipped"]), "dropped": int(led["live_dropped"]),
+                "reconnects": int(led["reconnects"])}
 
     def close(self) -> None:
         for writer, _ in self.annotators.values():

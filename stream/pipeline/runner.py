@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stream.config.schema import AppConfig
+from stream.config.schema import AppConfig, SourceConfig
 from stream.errors import FacestreamError
 from stream.models.manifest import ModelManifest
 from stream.models.store import InstalledModel, ModelStore
@@ -53,8 +53,8 @@ class SourceInfo:
 
 
 def probe_source(spec: SourceSpec, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0) -> SourceInfo:
-    """Open a source once up front, so a bad path, URL or video, or a camera or stream that gives no
-    video, fails (one line, exit status 2) before any process starts."""
+    """Open a source once up front, so a bad path, URL or video, or a camera device that gives no
+    video, fails (one line, exit status 2) before any process starts; a stream that is down does not."""
     if spec.live:
         return probe_sources([spec], open_timeout_s, read_timeout_s)[0]
     source = FileSource(spec, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s)
@@ -65,13 +65,18 @@ def probe_source(spec: SourceSpec, open_timeout_s: float = 10.0, read_timeout_s:
         source.close()
 
 
-def probe_sources(specs: list[SourceSpec], open_timeout_s: float = 10.0,
-                  read_timeout_s: float = 5.0) -> list[SourceInfo]:
+def probe_sources(specs: list[SourceSpec], open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
+                  cfg: SourceConfig | None = None) -> list[SourceInfo]:
     """probe_source for every source: the cameras and streams all at once, so N unreachable ones cost
-    one timeout (and one error line names them all), then the files."""
+    one timeout (and one error line names every one that can never work), then the files. A stream
+    that is down is warned about, not an error: its reader retries it (``cfg``: how)."""
+    from stream.sources.live import ReconnectPolicy
     from stream.sources.probe import probe_live_sources
 
-    probe_live_sources([s for s in specs if s.live], open_timeout_s, read_timeout_s)
+    cfg = cfg or SourceConfig()
+    probe_live_sources([s for s in specs if s.live], open_timeout_s, read_timeout_s,
+                       retry=ReconnectPolicy(initial_s=cfg.reconnect_initial_s, max_s=cfg.reconnect_max_s),
+                       give_up_after_s=cfg.give_up_after_s)
     # A live source is probed for reachability only: its ring is sized from pipeline.max_frame_*.
     return [SourceInfo(s, 0, 0, 0.0, 0) if s.live else probe_source(s, open_timeout_s, read_timeout_s) for s in specs]
 
@@ -110,7 +115,7 @@ def run_pipeline(
         from stream.recognize.gallery import Gallery
 
         Gallery.load(config.gallery, manifest)  # fail now, in one line, not inside a worker
-    infos = probe_sources(sources, config.sources.open_timeout_s, config.sources.read_timeout_s)
+    infos = probe_sources(sources, config.sources.open_timeout_s, config.sources.read_timeout_s, config.sources)
     ctx = mp.get_context("spawn")  # CUDA and MediaPipe must never inherit a forked parent's state
     single_threaded_math_in_workers()
     run_id = f"fs{os.getpid()}-{secrets.token_hex(3)}"

@@ -55,22 +55,27 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
         open_timeout_s=cfg.open_timeout_s,
         read_timeout_s=cfg.read_timeout_s,
         start_frame=int(ledger["read_next"]),
+        give_up_after_s=cfg.give_up_after_s,
     )
     frames = dropped = 0
     dropped_before = int(ledger["live_dropped"])
+    reconnects_before = int(ledger["reconnects"])  # a restarted reader counts on from its predecessor
     error: str | None = None
     try:
         source.open()
+        _record_state(ledger, source, reconnects_before)
         if getattr(source, "skipped", 0):
             ledger.add("read_skipped", source.skipped)
         # Open now (a network stream takes ~1 s), read once the pipeline is warm: no frame waits
         # behind model loading, so latency and throughput figures are the pipeline's own.
         while spec.go is not None and not spec.go.wait(POLL_S):
             beat(shared, spec.index)
+            _record_state(ledger, source, reconnects_before)  # a camera that is down shows so during warm-up
             if shared.stop.is_set():
                 break
         while not shared.stop.is_set():
             beat(shared, spec.index)
+            _record_state(ledger, source, reconnects_before)
             t0 = time.perf_counter()
             try:
                 frame = source.read(timeout=POLL_S)
@@ -98,10 +103,26 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
         log.error("%s", exc)
     finally:
         ledger["live_dropped"] = dropped_before + dropped + _source_drops(source)
+        if spec.source.live:  # a file that failed to open was never up
+            _record_state(ledger, source, reconnects_before)
         source.close()
         spec.out.put(EndOfSource(spec.source.name, int(ledger["read_next"]), int(ledger["live_dropped"]), error))
         ledger.mark_ended("reader")
         ring.close()
+
+
+def _record_state(ledger: Any, source: Any, reconnects_before: int) -> None:
+    """Whether the source is up, for the publisher's heartbeats and metrics. A file is up once open;
+    a live source says so in its stats (its grab thread keeps them)."""
+    if not source.spec.live:
+        ledger["online"] = 1
+        return
+    stats = source.stats
+    ledger["online"] = int(stats.online)
+    ledger["reconnects"] = reconnects_before + stats.reconnects
+    ledger["offline_since"] = stats.offline_since or 0.0
+    if stats.last_error != ledger.last_error():  # a string write, only when it changed
+        ledger.set_last_error(stats.last_error)
 
 
 def _source_drops(source: Any) -> int:

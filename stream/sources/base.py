@@ -17,8 +17,10 @@ class SourceTimeout(TimeoutError):
 class SourceStats:
     frames_read: int = 0
     frames_dropped: int = 0  # live: frames replaced by a newer one before anyone took them
-    reconnects: int = 0
+    reconnects: int = 0  # live: connection attempts after the first (at start or after a loss)
     last_error: str | None = None
+    online: bool = False  # live: connected and reading (a file source leaves this alone)
+    offline_since: float | None = None  # live: wall-clock time it went (or started) offline; None when online
 
 
 class FrameSource(Protocol):

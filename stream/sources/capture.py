@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import cv2
 import numpy as np
 
 from stream.errors import FacestreamError
+from stream.sources.credentials import split_url
 from stream.sources.spec import SourceSpec
 
 
@@ -57,3 +59,47 @@ def live_unavailable(spec: SourceSpec) -> FacestreamError:
     """The one-line error for a camera or stream that gave no frame."""
     what = "camera not available" if spec.kind == "camera" else "cannot connect or no video"
     return FacestreamError(f"{spec.name} ({spec.display}): {what}")
+
+
+#: Where a stream scheme listens when its URL names no port; schemes not here have nothing to dial.
+_DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
+
+
+def split_host_port(host_port: str) -> tuple[str, str]:
+    """``host[:port]`` or ``[ipv6][:port]`` -> (host, port as typed, "" when absent)."""
+    if host_port.startswith("["):
+        host, _, rest = host_port.partition("]")
+        return host + "]", rest[1:] if rest.startswith(":") else rest
+    host, sep, port = host_port.rpartition(":")
+    return (host, port) if sep else (host_port, "")
+
+
+def tcp_address(spec: SourceSpec) -> tuple[str, int] | None:
+    """The host and TCP port a stream connects to; None for cameras, UDP and SRT (connectionless,
+    or no port to guess)."""
+    parts = split_url(spec.uri) if spec.kind == "stream" else None
+    if parts is None or parts.scheme.lower() in ("udp", "srt"):
+        return None
+    host, port = split_host_port(parts.host_port)
+    number = int(port) if port.isdigit() else _DEFAULT_PORTS.get(parts.scheme.lower())
+    host = host.strip("[]")
+    return (host, number) if host and number is not None else None
+
+
+def unreachable_reason(spec: SourceSpec, timeout_s: float = 2.0) -> str:
+    """Why a stream gave no frame, as far as one plain TCP connect can tell: OpenCV only says "no"."""
+    address = tcp_address(spec)
+    if address is None:
+        return "no video"
+    try:
+        with socket.create_connection(address, timeout=timeout_s):
+            pass
+    except socket.gaierror:
+        return f"cannot resolve host {address[0]}"
+    except ConnectionRefusedError:
+        return "connection refused"
+    except TimeoutError:
+        return "connection timed out"
+    except OSError as exc:
+        return (exc.strerror or type(exc).__name__).lower()
+    return "connected, but no video"  # a server that answers with an error page, 401, or nothing

@@ -3,7 +3,8 @@
 Live video must never fall behind: when the consumer is slower than the camera, older frames are
 overwritten (and counted as dropped), never queued. When a stream breaks (server gone, camera
 unplugged, read timeout) the thread releases the capture and reconnects with capped exponential
-backoff, logging each attempt.
+backoff, logging each attempt. A network stream that is down when the run starts is retried the
+same way; ``give_up_after_s`` bounds how long an outage (at start or mid-run) may last.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from dataclasses import dataclass
 
 import cv2
 
+from stream.errors import FacestreamError
 from stream.frames import Frame
 from stream.sources.base import SourceStats, SourceTimeout
-from stream.sources.capture import connect_live, live_unavailable
+from stream.sources.capture import connect_live, live_unavailable, unreachable_reason
 from stream.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
@@ -40,11 +42,13 @@ class ReconnectPolicy:
 
 class LiveSource:
     def __init__(self, spec: SourceSpec, *, reconnect: ReconnectPolicy | None = None,
-                 open_timeout_s: float = 10.0, read_timeout_s: float = 5.0, start_frame: int = 0) -> None:
+                 open_timeout_s: float = 10.0, read_timeout_s: float = 5.0, start_frame: int = 0,
+                 give_up_after_s: float | None = None) -> None:
         self.spec = spec
         self.policy = reconnect or ReconnectPolicy()
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
+        self.give_up_after_s = give_up_after_s  # None: a stream that is down is retried forever
         self.fps = 0.0
         self.width = self.height = 0
         self.stats = SourceStats()
@@ -53,6 +57,8 @@ class LiveSource:
         self._taken_index = start_frame - 1
         self._stop = threading.Event()
         self._ended = False
+        self._failure: str | None = None  # why the grab thread gave up; read() raises it
+        self._offline_t0: float | None = None  # monotonic start of the current outage
         self._thread: threading.Thread | None = None
         self._index = start_frame  # a restarted reader numbers on from where its predecessor stopped
 
@@ -67,13 +73,21 @@ class LiveSource:
         return cap, image
 
     def open(self) -> None:
-        """Connect once (so a wrong URL fails now), then start the grab thread."""
+        """Connect once, then start the grab thread. A camera device that gives no video fails now (it
+        will not appear by itself); a network stream that is down is retried by the grab thread, as
+        one lost mid-run is, and read() times out until it is up."""
         connected = self._connect()
         if connected is None:
-            raise live_unavailable(self.spec)
-        log.info("%s: connected to %s, %dx%d, %.2f fps", self.spec.name, self.spec.display, self.width,
-                 self.height, self.fps)
-        self._thread = threading.Thread(target=self._run, args=connected, name=f"grab-{self.spec.name}", daemon=True)
+            if self.spec.kind == "camera":
+                raise live_unavailable(self.spec)
+            self._went_offline(unreachable_reason(self.spec, min(self.open_timeout_s, 2.0)))
+            # INFO: the run's probe has already warned once, in the main process
+            log.info("%s: offline at start (%s); retrying", self.spec.name, self.stats.last_error)
+        else:
+            log.info("%s: connected to %s, %dx%d, %.2f fps", self.spec.name, self.spec.display, self.width,
+                     self.height, self.fps)
+        self._thread = threading.Thread(target=self._run, args=(connected,), name=f"grab-{self.spec.name}",
+                                        daemon=True)
         self._thread.start()
 
     def _publish(self, image) -> None:
@@ -86,26 +100,69 @@ class LiveSource:
             self.stats.frames_read += 1
             self._cond.notify_all()
 
-    def _run(self, cap: cv2.VideoCapture, first) -> None:
-        self._publish(first)
+    def _went_offline(self, reason: str) -> None:
+        self.stats.online = False
+        self.stats.last_error = reason
+        if self._offline_t0 is None:  # a failed reconnect does not restart the outage's clock
+            self._offline_t0 = time.monotonic()
+            self.stats.offline_since = time.time()
+
+    def _came_online(self, connected: tuple[cv2.VideoCapture, object], attempt: int) -> cv2.VideoCapture:
+        cap, image = connected
+        if self._offline_t0 is not None:
+            log.warning("%s: online after %.1f s offline (reconnected after %d attempt(s))", self.spec.name,
+                        time.monotonic() - self._offline_t0, attempt)
+        self._offline_t0 = self.stats.offline_since = None
+        self.stats.online = True
+        self._publish(image)
+        return cap
+
+    def _offline_s(self) -> float:
+        return 0.0 if self._offline_t0 is None else time.monotonic() - self._offline_t0
+
+    def _give_up(self, attempt: int) -> bool:
+        """Whether the outage has lasted too long (sources.give_up_after_s) or had too many attempts."""
+        if self.policy.max_attempts is not None and attempt > self.policy.max_attempts:
+            why = f"gave up after {attempt - 1} reconnect attempts"
+        elif self.give_up_after_s is not None and self._offline_s() >= self.give_up_after_s:
+            why = f"offline for {self._offline_s():.0f} s, gave up"
+        else:
+            return False
+        # Without the name: the run prints errors as "<name>: <error>". Not logged here: read() raises
+        # it, and the reader logs what it ends a source with.
+        self._failure = f"{self.spec.display}: {why} ({self.stats.last_error or 'no video'})"
+        return True
+
+    def _retry_delay(self, attempt: int) -> float:
+        """The backoff delay, cut short so a source with give_up_after_s gives up on time."""
+        delay = self.policy.delay(attempt)
+        if self.give_up_after_s is not None:
+            delay = max(0.0, min(delay, self.give_up_after_s - self._offline_s()))
+        return delay
+
+    def _grab(self, cap: cv2.VideoCapture) -> cv2.VideoCapture | None:
+        """One frame published, or None once the stream is lost (capture released)."""
+        ok, image = cap.read()
+        if ok and image is not None:
+            self._publish(image)
+            return cap
+        cap.release()
+        self._went_offline("stream read failed")
+        log.warning("%s: stream lost; reconnecting", self.spec.name)
+        return None
+
+    def _run(self, connected: tuple[cv2.VideoCapture, object] | None) -> None:
+        cap = self._came_online(connected, 0) if connected is not None else None
         attempt = 0
         try:
             while not self._stop.is_set():
-                ok, image = cap.read() if cap is not None else (False, None)
-                if ok and image is not None:
-                    attempt = 0
-                    self._publish(image)
-                    continue
                 if cap is not None:
-                    cap.release()
-                    cap = None
-                    self.stats.last_error = "stream read failed"
-                    log.warning("%s: stream lost; reconnecting", self.spec.name)
+                    cap, attempt = self._grab(cap), 0
+                    continue
                 attempt += 1
-                if self.policy.max_attempts is not None and attempt > self.policy.max_attempts:
-                    log.error("%s: giving up after %d reconnect attempts", self.spec.name, attempt - 1)
+                if self._give_up(attempt):
                     break
-                delay = self.policy.delay(attempt)
+                delay = self._retry_delay(attempt)
                 log.warning("%s: reconnect attempt %d in %.1f s (%s)", self.spec.name, attempt, delay,
                             self.spec.display)
                 if self._stop.wait(delay):
@@ -113,10 +170,10 @@ class LiveSource:
                 self.stats.reconnects += 1
                 connected = self._connect()
                 if connected is not None:
-                    cap, image = connected
-                    log.warning("%s: reconnected after %d attempt(s)", self.spec.name, attempt)
+                    cap = self._came_online(connected, attempt)
                     attempt = 0
-                    self._publish(image)
+                else:
+                    self._went_offline(unreachable_reason(self.spec, min(self.open_timeout_s, 2.0)))
         finally:
             if cap is not None:
                 cap.release()
@@ -126,13 +183,16 @@ class LiveSource:
 
     # -- consumer --------------------------------------------------------------------------------
     def read(self, timeout: float | None = None) -> Frame | None:
-        """The newest frame not yet returned; waits up to ``timeout`` (SourceTimeout), None once stopped."""
+        """The newest frame not yet returned; waits up to ``timeout`` (SourceTimeout), None once stopped,
+        FacestreamError once the grab thread gave up on a stream that stayed down."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
                 if self._latest is not None and self._latest.index > self._taken_index:
                     self._taken_index = self._latest.index
                     return self._latest
+                if self._ended and self._failure is not None:
+                    raise FacestreamError(self._failure)
                 if self._ended or self._thread is None:
                     return None
                 remaining = None if deadline is None else deadline - time.monotonic()

@@ -9,13 +9,15 @@ from stream.sources.spec import SourceSpec
 
 
 def open_source(spec: SourceSpec, *, realtime: bool = False, reconnect: ReconnectPolicy | None = None,
-                open_timeout_s: float = 10.0, read_timeout_s: float = 5.0, start_frame: int = 0) -> FrameSource:
+                open_timeout_s: float = 10.0, read_timeout_s: float = 5.0, start_frame: int = 0,
+                give_up_after_s: float | None = None) -> FrameSource:
     """Construct (not yet open) the source for ``spec``; call ``open()`` on the result.
 
     ``start_frame``: the index of the first frame (a file is positioned there; live frames are
-    numbered from there), for a reader restarted after its predecessor read that many."""
+    numbered from there), for a reader restarted after its predecessor read that many.
+    ``give_up_after_s``: how long a live source may stay down before it ends with an error (None: forever)."""
     if spec.kind == "file":
         return FileSource(spec, realtime=realtime, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s,
                           start_frame=start_frame)
     return LiveSource(spec, reconnect=reconnect, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s,
-                      start_frame=start_frame)
+                      start_frame=start_frame, give_up_after_s=give_up_after_s)

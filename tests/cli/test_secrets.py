@@ -34,13 +34,17 @@ def closed_port_sources() -> list[str]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", closed_port_sources(), ids=["userinfo", "query", "unencoded", "env"])
-def test_an_unreachable_camera_exits_2_in_one_line_without_the_secret(cli, monkeypatch, source):
+def test_an_unreachable_camera_is_warned_about_and_given_up_on_without_the_secret(cli, monkeypatch, tmp_path, source):
     monkeypatch.setenv("FACESTREAM_TEST_CAM_PASSWORD", SECRET)  # the cli fixture passes os.environ on
-    proc = cli("run", "--source", source, "--no-progress", timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    assert_one_line_error(proc, "cannot connect or no video", "127.0.0.1")
-    assert len([ln for ln in proc.stderr.splitlines() if ln.startswith("facestream: ")]) == 1, proc.stderr
+    config = tmp_path / "c.yaml"  # down is not bad input: it is retried, here for 1 s
+    config.write_text("sources:\n  give_up_after_s: 1\n  reconnect_initial_s: 0.2\n")
+    proc = cli("run", "--source", source, "--no-progress", "--config", config, timeout=180)
+    assert proc.returncode == 1, proc.stderr
+    assert_one_line_error(proc, "127.0.0.1", "offline for 1 s, gave up (connection refused)")
+    assert len([ln for ln in proc.stderr.splitlines() if "gave up" in ln and ln.startswith("facestream: ")]) == 1
+    assert "offline at start (connection refused)" in proc.stderr and "reconnect attempt 1" in proc.stderr
     assert SECRET not in proc.stdout + proc.stderr, proc.stderr
 
 

@@ -52,3 +52,20 @@ def test_a_restarted_publisher_serves_the_run_s_totals_restarts_and_live_drops(t
     assert 'facestream_frames_dropped{source="cam1"} 7.0' in body
     assert 'facestream_worker_restarts{worker="detect-0"} 2.0' in body
     assert 'facestream_worker_restarts{worker="publish"} 1.0' in body
+
+
+def test_whether_each_source_is_up_is_served_from_the_ledger(tmp_path):
+    import multiprocessing as mp
+
+    from stream.pipeline.ledger import RunLedger
+
+    ledger = RunLedger.create(mp.get_context("spawn"), {"door": 2, "gate": 2}, ["publish"], tmp_path / "journal")
+    ledger.sources["door"]["online"] = 1  # the readers write these
+    ledger.sources["gate"]["reconnects"] = 4
+    port = free_port()
+    m = PipelineMetrics(port)
+    m.update(ledger)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert 'facestream_source_online{source="door"} 1.0' in body
+    assert 'facestream_source_online{source="gate"} 0.0' in body
+    assert 'facestream_source_reconnects{source="gate"} 4.0' in body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -48,12 +49,11 @@ def test_a_reachable_camera_gives_its_size(camera):
     assert (probe.width, probe.height) == (640, 360)
 
 
-def test_an_unreachable_stream_is_one_line_with_the_secret_masked():
+def test_an_unreachable_stream_is_offline_not_an_error():
+    # it may come up later: its reader retries it (tests/sources/test_live_offline.py)
     spec = parse_source(f"door=rtsp://admin:{SECRET}@127.0.0.1:{free_port()}/live?token={SECRET}", 0)
-    with pytest.raises(FacestreamError) as info:
-        probe_live(spec, open_timeout_s=2, read_timeout_s=2)
-    assert str(info.value) == f"door ({spec.display}): cannot connect or no video"
-    assert SECRET not in str(info.value)
+    probe = probe_live(spec, open_timeout_s=2, read_timeout_s=2)
+    assert probe.offline == "connection refused" and (probe.width, probe.height) == (0, 0)
 
 
 def test_a_missing_camera_is_not_available():
@@ -71,16 +71,32 @@ def test_several_sources_cost_one_timeout_and_one_line_names_every_bad_one(camer
     timeout = 4.0  # one after the other, the three silent servers alone would take 12 s
     with silent_servers(3) as ports:
         specs = [parse_source(f"c{i}=http://admin:{SECRET}@127.0.0.1:{p}/video.mjpg", i) for i, p in enumerate(ports)]
-        specs += [parse_source(f"door={camera.url}", 3), parse_source("desk=/dev/video99", 4)]
+        specs += [parse_source(f"door={camera.url}", 3), parse_source("desk=/dev/video99", 4),
+                  parse_source("hall=/dev/video98", 5), parse_source(f"gate=rtsp://admin:{SECRET}@:554/live", 6)]
         t0 = time.monotonic()
         with pytest.raises(FacestreamError) as info:
             probe_live_sources(specs, open_timeout_s=timeout, read_timeout_s=timeout)
         elapsed = time.monotonic() - t0
     message = str(info.value)
     assert "\n" not in message and SECRET not in message
-    assert [f"c{i} (" in message for i in range(3)] == [True] * 3
+    # the silent servers are down, not bad input: their readers would retry them
+    assert [f"c{i} (" in message for i in range(3)] == [False] * 3
     assert "desk (/dev/video99): camera not available" in message and "door" not in message
+    assert "hall (/dev/video98): camera not available" in message
+    assert "gate (rtsp://admin:***@:554/live): malformed URL: no host" in message
     assert elapsed < 2.5 * timeout, f"{elapsed:.1f} s: the probes ran one after the other"
+
+
+@pytest.mark.slow
+def test_silent_servers_are_offline_each_warned_about_once_and_masked(caplog):
+    caplog.set_level(logging.WARNING, logger="stream.sources.probe")
+    with silent_servers(2) as ports:
+        specs = [parse_source(f"c{i}=http://admin:{SECRET}@127.0.0.1:{p}/video.mjpg", i) for i, p in enumerate(ports)]
+        probes = probe_live_sources(specs, open_timeout_s=2, read_timeout_s=2)
+    assert [p.offline for p in probes] == ["connected, but no video"] * 2
+    warnings = [r.getMessage() for r in caplog.records]
+    assert [w.split(":")[0] for w in warnings] == ["c0", "c1"], warnings
+    assert all("offline at start" in w and "retrying every 0.5-10 s" in w and SECRET not in w for w in warnings)
 
 
 @pytest.mark.slow
