@@ -66,10 +66,22 @@ def configure_logging(level: str) -> None:
     )
 
 
+def _with_cluster_default(argv: list[str]) -> list[str]:
+    """``cluster DIR`` is ``cluster faces DIR``: the command was that before it had sub-commands."""
+    from stream.cli.cluster_cmd import SUBCOMMANDS
+
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):  # global options come first
+        i += 2 if argv[i] == "--log-level" else 1
+    if i + 1 < len(argv) and argv[i] == "cluster" and argv[i + 1] not in (*SUBCOMMANDS, "-h", "--help"):
+        return [*argv[:i + 1], "faces", *argv[i + 1:]]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     mask_own_cmdline()  # first: a password in argv is readable by every user until this runs
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_with_cluster_default(list(sys.argv[1:] if argv is None else argv)))
     configure_logging(args.log_level)
     try:
         return int(args.func(args) or 0)

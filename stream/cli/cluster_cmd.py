@@ -1,4 +1,5 @@
-"""`facestream cluster DIR`: group the unknown tracks a run saved (--save-unknowns) by identity."""
+"""`facestream cluster faces DIR` (or `cluster DIR`): group the unknown tracks a run saved (--save-unknowns) by
+identity. `cluster run` and `cluster batch` (Ray) live in scale_cmd."""
 
 from __future__ import annotations
 
@@ -11,11 +12,22 @@ from stream.errors import FacestreamError
 log = logging.getLogger(__name__)
 
 
+#: ``facestream cluster DIR`` (before the Ray commands came) still means ``cluster faces DIR``
+SUBCOMMANDS = ("faces", "run", "batch")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from stream.cluster.methods import LINKAGES, METHODS
 
-    p = subparsers.add_parser(
-        "cluster", help="group saved unknown tracks into people",
+    top = subparsers.add_parser(
+        "cluster", help="group unknown tracks into people (faces); run a site or a video archive on Ray (run, batch)",
+        description="`cluster faces DIR`: group saved unknown tracks into people (also `cluster DIR`). "
+                    "`cluster run` / `cluster batch`: scale out on a Ray cluster (pip install 'facestream[cluster]').",
+    )
+    sub = top.add_subparsers(dest="cluster_command", metavar="{faces,run,batch}")
+    sub.required = True
+    p = sub.add_parser(
+        "faces", help="group saved unknown tracks into people",
         description="Cluster the tracks `facestream run --save-unknowns DIR` saved, by their mean embeddings. "
                     "Writes OUT/cluster-NNN/ (largest first; each with its tracks' folders and contact.png), "
                     "OUT/singletons/ and OUT/clusters.json. Enroll a cluster with "
@@ -30,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--linkage", choices=LINKAGES, default="complete",
                    help="agglomerative: complete (every pair within the threshold; default) or average")
     p.set_defaults(func=run)
+    from stream.cli import scale_cmd
+
+    scale_cmd.register(sub)
 
 
 def run(args: argparse.Namespace) -> int:
