@@ -113,10 +113,30 @@ def mask_credentials(text: str) -> str:
     if parts is None:  # cannot happen: the same pattern matched at this position
         return text
     userinfo = parts.userinfo
+    if userinfo is None:
+        parts = _doubtful_userinfo(parts)
+        userinfo = parts.userinfo
     if userinfo is not None and ":" in userinfo:
         userinfo = f"{userinfo.split(':', 1)[0]}:{MASK}"
     auth = f"{userinfo}@" if userinfo is not None else ""
     return f"{prefix}{parts.scheme}://{auth}{parts.host_port}{_mask_query(parts.rest)}"
+
+
+def _doubtful_userinfo(parts: UrlParts) -> UrlParts:
+    """``user:pass@`` before a host that is not one (``rtsp://admin:pw@ca m/live``): still masked.
+
+    split_url found no userinfo because nothing after the last '@' looks like a host; if what is
+    before it looks like ``user:password``, it is taken as one anyway: masking a query's
+    ``a:b@c`` by mistake costs less than showing a password.
+    """
+    after = parts.host_port + parts.rest
+    at = after.rfind("@")
+    if at < 0:
+        return parts
+    user, colon, _ = after[:at].partition(":")
+    if not colon or re.search(r"[/?#]", user):
+        return parts
+    return UrlParts(parts.scheme, after[:at], after[at + 1:], "")
 
 
 def mask_text(text: str) -> str:

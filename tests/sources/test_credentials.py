@@ -114,3 +114,12 @@ def test_parse_errors_mask_the_source(text):
 def test_mask_text_masks_every_url_in_a_message():
     message = "unrecognized arguments: 'rtsp://u:hunter2@h:554/x', (http://h/v?token=hunter2) and clip.mp4"
     assert mask_text(message) == "unrecognized arguments: 'rtsp://u:***@h:554/x', (http://h/v?token=***) and clip.mp4"
+
+
+@pytest.mark.parametrize("typed, shown", [
+    ("rtsp://admin:S3cret@ca m/live", "rtsp://admin:***@ca m/live"),  # a host that is not one
+    ("rtsp://admin:pa/ss@bad host/live", "rtsp://admin:***@bad host/live"),
+    ("http://h/x?email=a@b.com", "http://h/x?email=a@b.com"),  # no user:password shape: left alone
+])
+def test_a_password_before_a_malformed_host_is_still_masked(typed, shown):
+    assert mask_credentials(typed) == shown
