@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--publish-clients", type=Path, metavar="DIR",
                    help="CURVE: only subscribers whose .key is in DIR (overrides output.publish_client_keys)")
     p.add_argument("--events-out", type=Path, metavar="FILE.jsonl", help="append events as JSON lines")
+    p.add_argument("--mqtt", metavar="mqtt://[USER:PASS@]HOST[:PORT]",
+                   help="publish events to an MQTT broker (overrides output.mqtt; ${VAR} for the password)")
     p.add_argument("--tracks-out", type=Path, metavar="FILE.txt",
                    help="per-frame tracks as MOTChallenge rows + identity (one file per source)")
     p.add_argument("--save-unknowns", type=Path, metavar="DIR",
@@ -63,6 +65,8 @@ def apply_overrides(config, args: argparse.Namespace):
         data["output"]["publish_client_keys"] = args.publish_clients
     if args.events_out:
         data["output"]["events_out"] = args.events_out
+    if args.mqtt:
+        data["output"]["mqtt"] = args.mqtt
     if args.tracks_out:
         data["output"]["tracks_out"] = args.tracks_out
     if args.save_unknowns:

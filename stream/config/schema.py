@@ -10,13 +10,14 @@ import logging
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stream.detect.mediapipe_detector import DetectorConfig
 from stream.errors import FacestreamError
 from stream.inference.select import EngineConfig
 from stream.recognize.appearance import AppearanceConfig
 from stream.recognize.voting import VotingConfig
+from stream.sources.credentials import mask_text
 from stream.track.sort import TrackerConfig
 from stream.web.settings import WebConfig
 
@@ -108,6 +109,14 @@ class OutputConfig(_Section):
         default=None, description="CURVE: folder of the allowed subscribers' public NAME.key files",
     )
     events_out: Path | None = Field(default=None, description="append events as JSON lines to this file")
+    mqtt: str | None = Field(
+        default=None,
+        description="publish events to this MQTT broker, mqtt[s]://[user:password@]host[:port] (${VAR} from the "
+                    "environment): <prefix>/<source>/<type> (QoS 1), retained <prefix>/<source>/present and "
+                    "<prefix>/status (with a last will)",
+    )
+    mqtt_prefix: str = Field(default="facestream", min_length=1, max_length=100, pattern=r"^[^#+\s]+$",
+                             description="first level of every MQTT topic")
     tracks_out: Path | None = Field(
         default=None,
         description="write per-frame tracks as MOTChallenge rows plus the identity (one file per source)",
@@ -127,6 +136,18 @@ class OutputConfig(_Section):
         default=10, ge=1, le=10_000,
         description="save an unknown track only if it was embedded at least this often: on the shared clip "
                     "every false detection's track had 1-8 embeddings, every face's 10 or more")
+
+    @field_validator("mqtt")
+    @classmethod
+    def _mqtt_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            from stream.events.mqtt import parse_broker_url
+
+            try:
+                parse_broker_url(url)
+            except FacestreamError as exc:  # pydantic reports ValueErrors with the field's name
+                raise ValueError(str(exc).removeprefix("--mqtt ")) from None
+        return url
 
     @model_validator(mode="after")
     def _curve_keys(self) -> OutputConfig:
@@ -190,7 +211,8 @@ def load_config(path: Path | None) -> AppConfig:
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         value = "" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"
-        raise FacestreamError(f"{path}:{where} {'.'.join(loc)}: {msg}{value}") from None
+        # a URL's password (output.mqtt) never goes into the error line
+        raise FacestreamError(mask_text(f"{path}:{where} {'.'.join(loc)}: {msg}{value}")) from None
 
 
 def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:

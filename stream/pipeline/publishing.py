@@ -72,6 +72,11 @@ class Publisher:
         self._zmq_base = {k: int(self.run[k]) for k in ("publish_sent", "publish_dropped", "publish_unheard")}
         if cfg.output.events_out:
             self.sinks.append(JsonlSink(cfg.output.events_out))
+        if cfg.output.mqtt:
+            from stream.events.mqtt import MqttSink
+
+            self.sinks.append(MqttSink(cfg.output.mqtt, prefix=cfg.output.mqtt_prefix,
+                                       reconnect_max_s=cfg.sources.reconnect_max_s))
         self.metrics = None
         if cfg.output.metrics_port:
             from stream.pipeline.metrics import PipelineMetrics

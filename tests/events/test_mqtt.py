@@ -1,0 +1,160 @@
+"""MQTT output against a real Mosquitto broker on 127.0.0.1, and a real paho subscriber."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from stream.errors import FacestreamError
+from stream.events.mqtt import MqttSink, parse_broker_url
+from stream.events.schema import Event
+from tests.conftest import REPO, assert_one_line_error, media_path
+from tests.support.mosquitto import Broker, Listener, mosquitto_missing
+from tests.support.net import free_port
+
+
+@pytest.fixture
+def broker(tmp_path):
+    if mosquitto_missing():
+        pytest.skip(mosquitto_missing())
+    b = Broker(tmp_path).start()
+    yield b
+    b.kill()
+
+
+def _event(kind: str, track: int = 1, identity: str | None = None, source: str = "door") -> Event:
+    return Event(type=kind, source=source, track_id=track, identity=identity, ts=time.time())
+
+
+def test_broker_urls_are_parsed_and_bad_ones_are_one_line(monkeypatch):
+    monkeypatch.setenv("MQTT_PASSWORD", "s3cret")
+    url = parse_broker_url("mqtt://ha:${MQTT_PASSWORD}@broker.local")
+    assert (url.host, url.port, url.username, url.password, url.tls) == ("broker.local", 1883, "ha", "s3cret", False)
+    assert parse_broker_url("mqtts://[::1]:8884").port == 8884
+    assert "s3cret" not in url.shown
+    for bad, why in [("ftp://h", "expected mqtt://"), ("mqtt://", "no broker host"), ("mqtt://h:99999", "port")]:
+        with pytest.raises(FacestreamError, match=why):
+            parse_broker_url(bad)
+
+
+def test_events_presence_and_status_reach_a_subscriber(broker):
+    listener = Listener(broker.port)
+    sink = MqttSink(broker.url)
+    try:
+        assert sink.wait_connected(10)
+        sink.write(_event("track_started", 1))
+        sink.write(_event("identity", 1, "alice"))
+        sink.write(_event("track_started", 2))
+        (_topic, payload, _), = listener.wait_for(lambda m: m[0] == "facestream/door/identity")
+        assert json.loads(payload)["identity"] == "alice"
+        listener.wait_for(lambda m: m[0] == "facestream/status" and m[1] == "online")
+        present = listener.wait_for(lambda m: m[0] == "facestream/door/present")
+        assert json.loads(present[-1][1]) | {"ts": 0} == {"identities": ["alice"], "tracks": 2, "ts": 0}
+        sink.write(_event("track_ended", 1, "alice"))
+        listener.wait_for(lambda m: m[0] == "facestream/door/present" and json.loads(m[1])["identities"] == [])
+        # retained: a subscriber that comes later gets who is in view, and that facestream is online
+        late = Listener(broker.port)
+        try:
+            retained = late.wait_for(lambda m: m[0] == "facestream/door/present" and m[2])
+            assert json.loads(retained[0][1])["tracks"] == 1
+            late.wait_for(lambda m: m[0] == "facestream/status" and m[1] == "online" and m[2])
+        finally:
+            late.close()
+    finally:
+        sink.close()
+    listener.wait_for(lambda m: m[0] == "facestream/status" and m[1] == "offline")  # the clean goodbye
+    listener.close()
+
+
+def test_the_last_will_says_offline_when_the_process_dies(broker):
+    code = ("import time; from stream.events.mqtt import MqttSink; "
+            f"s = MqttSink({broker.url!r}, client_id='doomed'); assert s.wait_connected(10); print('up', flush=True); "
+            "time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    listener = Listener(broker.port)
+    try:
+        assert proc.stdout.readline().strip() == "up"
+        listener.wait_for(lambda m: m[0] == "facestream/status" and m[1] == "online")
+        proc.send_signal(signal.SIGKILL)
+        # the broker notices the dead connection at once (the socket closes) and sends the will
+        listener.wait_for(lambda m: m[0] == "facestream/status" and m[1] == "offline", timeout_s=30)
+    finally:
+        proc.kill()
+        listener.close()
+
+
+def test_a_broker_restart_is_reconnected_and_writes_never_block(broker, tmp_path):
+    sink = MqttSink(broker.url, reconnect_max_s=1)
+    try:
+        assert sink.wait_connected(10)
+        broker.kill()
+        time.sleep(0.5)
+        started = time.perf_counter()
+        for k in range(1000):
+            sink.write(_event("identity", k, "alice"))
+        assert time.perf_counter() - started < 1.0  # queued, not waited for
+        broker.start()
+        listener = Listener(broker.port)
+        try:
+            sink.write(_event("identity", 5000, "bob"))
+            listener.wait_for(lambda m: m[0] == "facestream/door/identity" and json.loads(m[1])["identity"] == "bob",
+                              timeout_s=30)
+            assert sink.connects >= 2
+        finally:
+            listener.close()
+    finally:
+        sink.close()
+
+
+@pytest.mark.slow
+def test_a_run_publishes_to_mqtt_and_survives_a_broker_restart(broker, cli, engines_dir, tmp_path):
+    gallery = tmp_path / "people.npz"
+    cli("enroll", "--gallery", gallery, "--name", "lin-manuel-miranda", media_path("lin-manuel-miranda.png"),
+        check=True)
+    listener = Listener(broker.port)
+    env = {**os.environ, "FACESTREAM_ENGINES_DIR": str(engines_dir)}
+    clip = media_path("short_hamilton_clip.mp4")
+    proc = subprocess.Popen([sys.executable, "-m", "stream", "run", "--source", f"stage={clip}",
+                             "--gallery", str(gallery), "--mqtt", broker.url, "--realtime", "--no-progress"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        listener.wait_for(lambda m: m[0] == "facestream/stage/track_started", timeout_s=120)
+        broker.kill()  # mid-run
+        time.sleep(1.5)
+        broker.start()
+        listener.close()
+        listener = Listener(broker.port)
+        stderr = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-2000:]
+    named = listener.wait_for(lambda m: m[0] == "facestream/stage/identity"
+                              and json.loads(m[1])["identity"] == "lin-manuel-miranda", timeout_s=5)
+    assert named  # after the restart (the listener subscribed then)
+    listener.wait_for(lambda m: m[0] == "facestream/status" and m[1] == "offline")
+    listener.close()
+    # what a subscriber that comes later is told (retained): nobody in view, facestream offline
+    late = Listener(broker.port)
+    late.wait_for(lambda m: m[0] == "facestream/stage/present" and m[2] and json.loads(m[1])["tracks"] == 0)
+    late.wait_for(lambda m: m[0] == "facestream/status" and m[1] == "offline" and m[2])
+    late.close()
+
+
+def test_a_bad_broker_url_is_one_line_and_an_unreachable_one_only_warns(cli, tmp_path):
+    proc = cli("run", "--source", media_path("short_hamilton_clip.mp4"), "--mqtt", "ftp://u:s3cret@x", "--no-progress")
+    assert proc.returncode == 2
+    assert_one_line_error(proc, "output.mqtt")
+    assert "s3cret" not in proc.stderr
+    closed = free_port()
+    proc = cli("run", "--source", media_path("short_hamilton_clip.mp4"), "--mqtt",
+               f"mqtt://u:s3cret@127.0.0.1:{closed}", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert f"mqtt mqtt://u:***@127.0.0.1:{closed}: broker unreachable" in proc.stderr
+    assert "s3cret" not in proc.stderr
