@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gallery", type=Path, help="overrides the site config's gallery (held here, pushed to shards)")
     p.add_argument("--status-every", type=float, default=5.0, metavar="S", help="seconds between status lines")
     p.add_argument("--status-json", type=Path, help="keep the site's status (shards, cameras, nodes) in this file")
+    p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve the site's Prometheus gauges on "
+                                                                     "127.0.0.1:PORT (shards and cameras up)")
     p.set_defaults(func=run_site)
 
     b = sub.add_parser(
@@ -60,7 +62,8 @@ def run_site(args: argparse.Namespace) -> int:
         site = site.model_copy(update={"gallery": args.gallery})
     if site.gallery is not None and not Path(site.gallery).exists():
         raise FacestreamError(f"{site.gallery}: gallery not found")
-    driver = SiteDriver(site, args.publish, address=args.address, status_every_s=args.status_every)
+    driver = SiteDriver(site, args.publish, address=args.address, status_every_s=args.status_every,
+                        metrics_port=args.metrics_port)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

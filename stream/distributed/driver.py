@@ -50,10 +50,34 @@ class ShardState:
     pending: Any = None  # the status call in flight
 
 
+class SiteMetrics:
+    """Prometheus gauges of the site, served by the driver (127.0.0.1:PORT)."""
+
+    def __init__(self, port: int) -> None:
+        from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+        self.registry = CollectorRegistry()
+        self.shard_up = Gauge("facestream_site_shard_up", "1 while the shard's run answers", ["shard"],
+                              registry=self.registry)
+        self.shard_restarts = Gauge("facestream_site_shard_restarts", "times the shard came back after being down",
+                                    ["shard"], registry=self.registry)
+        self.camera_up = Gauge("facestream_site_camera_up", "1 while the camera's shard is up and its heartbeats "
+                               "arrive", ["camera", "shard"], registry=self.registry)
+        start_http_server(port, addr="127.0.0.1", registry=self.registry)
+
+    def update(self, status: dict[str, Any]) -> None:
+        for name, shard in status["shards"].items():
+            self.shard_up.labels(name).set(1 if shard["up"] else 0)
+            self.shard_restarts.labels(name).set(shard["restarts"])
+        for name, camera in status["cameras"].items():
+            self.camera_up.labels(name, camera["shard"]).set(1 if camera["up"] else 0)
+
+
 class SiteDriver:
     def __init__(self, site: SiteConfig, publish: str, *, address: str | None = None,
-                 status_every_s: float = 5.0) -> None:
+                 status_every_s: float = 5.0, metrics_port: int | None = None) -> None:
         self.site = site
+        self.metrics = SiteMetrics(metrics_port) if metrics_port else None
         self.ray = require_ray()
         self._started_ray = not self.ray.is_initialized()
         if self._started_ray:
@@ -192,6 +216,8 @@ class SiteDriver:
         log.warning("site: %d/%d shard(s) up, %d/%d camera(s) up%s", sum(s["up"] for s in status["shards"].values()),
                     len(status["shards"]), len(status["cameras"]) - len(down), len(status["cameras"]),
                     f"; down: {', '.join(down)}" if down else "")
+        if self.metrics is not None:
+            self.metrics.update(status)
         self._site_seq += 1
         event = Event(type="heartbeat", source="site", ts=time.time(), seq=self._site_seq, stats=status,
                       origin="site")

@@ -9,8 +9,9 @@ Topics, under ``output.mqtt_prefix`` (``facestream``):
   from the broker (the last will) when the connection dies without a goodbye.
 
 The network runs in paho's own thread (``loop_start``) and ``write`` only queues, so the pipeline
-never waits for the broker. paho reconnects with a capped backoff and sends what was queued
-meanwhile (QoS 1), up to ``max_queued`` messages; beyond that, new messages are dropped and counted.
+never waits for the broker. paho reconnects with a capped backoff; what was written meanwhile
+waits in a queue of ``max_queued`` messages (the oldest are dropped beyond that, and counted) and
+goes out, in order, as soon as the connection is back.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import re
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -82,6 +84,11 @@ class MqttSink:
         self._present: dict[str, dict[int, str | None]] = {}  # per source: open track -> decided name
         self._last_present: dict[str, str] = {}
         self._connected = threading.Event()
+        # While there is no connection, messages wait here and go out when on_connect runs: paho's
+        # own queue loses what is published in the moment between a reconnect and its CONNACK.
+        self._lock = threading.Lock()
+        self._pending: deque[tuple[str, str, bool]] = deque()
+        self.max_queued = max_queued
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
                                    clean_session=True)
         if self.broker.username:
@@ -89,7 +96,6 @@ class MqttSink:
         if self.broker.tls:
             self._client.tls_set_context(ssl.create_default_context())
         self._client.will_set(self.status_topic, "offline", qos=1, retain=True)
-        self._client.max_queued_messages_set(max_queued)
         self._client.reconnect_delay_set(min_delay=1, max_delay=int(max(reconnect_max_s, 1)))
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -111,8 +117,12 @@ class MqttSink:
             log.warning("mqtt %s: reconnected", self.broker.shown)
         else:
             log.info("mqtt %s: connected", self.broker.shown)
-        client.publish(self.status_topic, "online", qos=1, retain=True)
-        self._connected.set()
+        with self._lock:
+            client.publish(self.status_topic, "online", qos=1, retain=True)
+            while self._pending:
+                topic, payload, retain = self._pending.popleft()
+                client.publish(topic, payload, qos=self.qos, retain=retain)
+            self._connected.set()
 
     def _on_connect_fail(self, client, userdata) -> None:
         if not self._warned_unreachable:  # once: paho keeps trying with its backoff, quietly
@@ -120,7 +130,8 @@ class MqttSink:
             log.warning("mqtt %s: broker unreachable; retrying (events are queued meanwhile)", self.broker.shown)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        self._connected.clear()
+        with self._lock:
+            self._connected.clear()
         if reason_code != 0:
             log.warning("mqtt %s: connection lost (%s); reconnecting", self.broker.shown, reason_code)
 
@@ -146,14 +157,17 @@ class MqttSink:
                    json.dumps({"identities": names, "tracks": len(tracks), "ts": event.ts}), retain=True)
 
     def _send(self, topic: str, payload: str, retain: bool = False) -> None:
-        import paho.mqtt.client as mqtt
-
-        info = self._client.publish(topic, payload, qos=self.qos, retain=retain)
-        if info.rc == mqtt.MQTT_ERR_SUCCESS or info.rc == mqtt.MQTT_ERR_NO_CONN:
-            # NO_CONN with QoS 1: queued, and sent once the connection is back
+        with self._lock:
+            if not self._connected.is_set():
+                if len(self._pending) >= self.max_queued:  # the broker has been away a long time
+                    self._pending.popleft()
+                    self.dropped += 1
+                self._pending.append((topic, payload, retain))
+                self.published += 1
+                return
+            # connected: paho queues it and keeps it (QoS 1) across a connection lost from here on
+            self._client.publish(topic, payload, qos=self.qos, retain=retain)
             self.published += 1
-        else:  # MQTT_ERR_QUEUE_SIZE: the broker has been away for max_queued messages
-            self.dropped += 1
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)

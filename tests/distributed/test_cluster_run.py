@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,10 @@ def _wait(predicate, timeout: float, what: str, procs=()):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def _gauges(port: int) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+
+
 def _named(events: list[dict], source: str, name: str, after: float = 0.0) -> bool:
     return any(e["type"] == "identity" and e["source"] == source and e["identity"] == name and e["ts"] > after
                for e in events)
@@ -70,8 +75,10 @@ def test_two_cameras_in_two_shards_survive_a_node_and_take_a_gallery_change(ray_
         "sharding": {"cameras_per_shard": 1, "events_bind": "tcp://127.0.0.1:0"}, "output": {"heartbeat_s": 1.0}}))
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     status_path, events_path = tmp_path / "status.json", tmp_path / "events.jsonl"
+    metrics_port = free_port()
     driver = _popen(["cluster", "run", "--address", cluster.address, "--config", site, "--publish", endpoint,
-                     "--status-every", "1", "--status-json", status_path], engines_dir)
+                     "--status-every", "1", "--status-json", status_path, "--metrics-port", metrics_port],
+                    engines_dir)
     subscriber = _popen(["subscribe", "--connect", endpoint, "--out", events_path], engines_dir)
     procs = (driver, subscriber)
     try:
@@ -80,6 +87,8 @@ def test_two_cameras_in_two_shards_survive_a_node_and_take_a_gallery_change(ray_
               "lin-manuel-miranda named on both cameras", procs)
         status = json.loads(status_path.read_text())
         assert {s["cameras"][0] for s in status["shards"].values()} == {"door", "hall"}
+        _wait(lambda: 'facestream_site_shard_up{shard="shard-0"} 1.0' in _gauges(metrics_port), 10,
+              "the site's metrics")
         events = _events(events_path)
         assert {e["origin"] for e in events if e["source"] in ("door", "hall")} == {"shard-0", "shard-1"}
 
@@ -100,6 +109,8 @@ def test_two_cameras_in_two_shards_survive_a_node_and_take_a_gallery_change(ray_
         back = _wait(lambda: (s := json.loads(status_path.read_text())["shards"][shard])["up"]
                      and s["node_id"] != node_id and s, 120, "the shard back on another node", procs)
         assert back["restarts"] >= 1
+        _wait(lambda: f'facestream_site_shard_restarts{{shard="{shard}"}} 1.0' in _gauges(metrics_port), 10,
+              "the restart in the site's metrics")
         _wait(lambda: _named(_events(events_path), "door", "lin-manuel-miranda", killed), 120,
               "door's events resuming after its node died", procs)
         assert _named(_events(events_path), "hall", "lin-manuel-miranda", killed)  # the other shard never stopped

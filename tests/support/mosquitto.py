@@ -24,7 +24,9 @@ class Broker:
         self.port = port or free_port()
         self.config = Path(folder) / "mosquitto.conf"
         self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                               "log_dest none\n")
+                               "log_dest none\n"
+                               # a test floods a subscriber after an outage: the default 1000 would drop
+                               "max_queued_messages 20000\n")
         self.proc: subprocess.Popen | None = None
 
     @property
