@@ -8,7 +8,9 @@ worker nodes with --cpus-per-node each), side by side in one invocation:
    --seconds in one local `facestream run`, then in `facestream cluster run` with one camera per
    shard: frames processed per second (all cameras), events per second, identity events;
 2. recovery: the node of one shard is killed (as a machine that dies), and the time until Ray has
-   the shard up on another node, and until its camera's first event after the kill, is measured.
+   the shard up on another node, and until its camera's first event after the kill, is measured;
+3. event transport: 3000 events of 500 bytes from a task on a worker node to the driver, through
+   the site's ZeroMQ proxy and as Ray actor calls: throughput and per-event latency.
 
     python tools/bench_cluster.py [--shards 2] [--seconds 30] [--json out.json]
 """
@@ -150,6 +152,72 @@ def _since(t: float | None, t0: float) -> float | None:
     return round(t - t0, 1) if t else None
 
 
+def transport_comparison(n: int = 3000, size: int = 500) -> dict:
+    """Events from a task on a worker node to the driver: ZeroMQ through the site's proxy vs Ray actor
+    calls (the two ways the issue names), same events, same nodes. Per-event latency and throughput."""
+    import ray
+    import zmq
+
+    from stream.distributed.proxy import EventProxy
+
+    payload = "x" * size
+
+    @ray.remote(num_cpus=0)
+    class Sink:
+        def __init__(self) -> None:
+            self.latencies: list[float] = []
+
+        def put(self, sent: float, _data: str) -> None:
+            self.latencies.append(time.time() - sent)
+
+        def take(self) -> list[float]:
+            return self.latencies
+
+    @ray.remote(num_cpus=1)
+    def send_ray(sink, count: int) -> float:
+        start = time.time()
+        ray.get([sink.put.remote(time.time(), payload) for _ in range(count)])
+        return time.time() - start
+
+    @ray.remote(num_cpus=1)
+    def send_zmq(endpoint: str, count: int) -> float:
+        sock = zmq.Context.instance().socket(zmq.PUB)
+        sock.setsockopt(zmq.SNDHWM, 0)
+        sock.connect(endpoint)
+        time.sleep(1.0)  # the proxy's subscription arrives
+        start = time.time()
+        for _ in range(count):
+            sock.send_multipart([b"identity.cam", json.dumps({"ts": time.time(), "data": payload}).encode()])
+        sock.close(linger=5000)
+        return time.time() - start
+
+    out = {}
+    sink = Sink.remote()
+    wall = ray.get(send_ray.remote(sink, n))
+    lat = ray.get(sink.take.remote())
+    out["ray_actor_calls"] = {"events_per_s": round(n / wall), **_ms(lat)}
+
+    proxy = EventProxy("tcp://127.0.0.1:0", "tcp://127.0.0.1:0")
+    tap = proxy.tap()
+    time.sleep(0.3)
+    ref = send_zmq.remote(proxy.inbound, n)
+    got: list[float] = []
+    deadline = time.time() + 60
+    while len(got) < n and time.time() < deadline:
+        if tap.poll(1000):
+            got.append(time.time() - json.loads(tap.recv_multipart()[1])["ts"])
+    wall = ray.get(ref)
+    tap.close(0)
+    proxy.close()
+    out["zeromq_proxy"] = {"events_per_s": round(n / wall), "received": len(got), **_ms(got)}
+    return out
+
+
+def _ms(values: list[float]) -> dict:
+    v = sorted(values)
+    return {"p50_ms": round(v[len(v) // 2] * 1e3, 2), "p95_ms": round(v[int(len(v) * 0.95)] * 1e3, 2)} if v else {}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shards", type=int, default=2)
@@ -183,6 +251,7 @@ def main() -> int:
     cluster_start_s = round(time.time() - t0, 1)
     ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
     try:
+        transport = transport_comparison()
         sharded, recovery = cluster_run(cluster, workers, urls, gallery, args.seconds, tmp)
     finally:
         ray.shutdown()
@@ -193,7 +262,7 @@ def main() -> int:
               "local_run": local, "cluster_run": sharded, "ratio_fps": round(sharded["fps_total"] /
                                                                              local["fps_total"], 2)
               if local["fps_total"] else None,
-              "cluster_start_s": cluster_start_s, "recovery": recovery}
+              "cluster_start_s": cluster_start_s, "recovery": recovery, "event_transport": transport}
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -117,6 +117,10 @@ class OutputConfig(_Section):
     )
     mqtt_prefix: str = Field(default="facestream", min_length=1, max_length=100, pattern=r"^[^#+\s]+$",
                              description="first level of every MQTT topic")
+    mqtt_client_id: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="MQTT client id (a broker's ACLs may name it); null: the broker assigns one",
+    )
     tracks_out: Path | None = Field(
         default=None,
         description="write per-frame tracks as MOTChallenge rows plus the identity (one file per source)",

@@ -51,7 +51,8 @@ class ShardRunner:
         config = json.loads(json.dumps(pipeline_config))  # a copy, plain data
         output = config.setdefault("output", {})
         output.update({"publish": events_endpoint, "publish_connect": True, "origin": name,
-                       "publish_server_key": None, "publish_client_keys": None, "metrics_port": None})
+                       "publish_server_key": None, "publish_client_keys": None, "metrics_port": None,
+                       "mqtt_client_id": None})  # one client id shared by shards: the broker would drop all but one
         config.setdefault("web", {})["http"] = None  # the picture stays on the node; the site has its own page
         self.gallery = self.dir / "gallery.npz"
         if gallery:

@@ -76,6 +76,7 @@ class Publisher:
             from stream.events.mqtt import MqttSink
 
             self.sinks.append(MqttSink(cfg.output.mqtt, prefix=cfg.output.mqtt_prefix,
+                                       client_id=cfg.output.mqtt_client_id,
                                        reconnect_max_s=cfg.sources.reconnect_max_s))
         self.metrics = None
         if cfg.output.metrics_port:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,8 +53,9 @@ def test_events_presence_and_status_reach_a_subscriber(broker):
         sink.write(_event("track_started", 1))
         sink.write(_event("identity", 1, "alice"))
         sink.write(_event("track_started", 2))
-        (_topic, payload, _), = listener.wait_for(lambda m: m[0] == "facestream/door/identity")
+        (_topic, payload, _, qos), = listener.wait_for(lambda m: m[0] == "facestream/door/identity")
         assert json.loads(payload)["identity"] == "alice"
+        assert qos == 1  # the subscriber asked for 1: it gets what the sink published with, capped at that
         listener.wait_for(lambda m: m[0] == "facestream/status" and m[1] == "online")
         present = listener.wait_for(lambda m: m[0] == "facestream/door/present")
         assert json.loads(present[-1][1]) | {"ts": 0} == {"identities": ["alice"], "tracks": 2, "ts": 0}
@@ -98,6 +101,7 @@ def test_a_broker_restart_is_reconnected_and_writes_never_block(broker, tmp_path
         started = time.perf_counter()
         for k in range(1000):
             sink.write(_event("identity", k, "alice"))
+        sink.write(_event("identity", 1000, "carol"))  # the last presence written while the broker is away
         assert time.perf_counter() - started < 1.0  # queued, not waited for
         broker.start()
         listener = Listener(broker.port)
@@ -108,8 +112,57 @@ def test_a_broker_restart_is_reconnected_and_writes_never_block(broker, tmp_path
             assert sink.connects >= 2
         finally:
             listener.close()
+        # the backlog went out, in order: the retained presence is the last one written (no broker
+        # persistence here, so this one was sent after the restart)
+        late = Listener(broker.port)
+        try:
+            retained = late.wait_for(lambda m: m[0] == "facestream/door/present" and m[2])
+            assert json.loads(retained[-1][1]) | {"ts": 0} == {"identities": ["alice", "bob", "carol"],
+                                                               "tracks": 1002, "ts": 0}
+        finally:
+            late.close()
     finally:
         sink.close()
+    assert sink.dropped == 0 and sink.acked == sink.published, (sink.published, sink.acked, sink.dropped)
+
+
+def test_a_long_outage_drops_the_oldest_and_counts_them():
+    closed = free_port()  # nothing listens: the broker is away the whole time
+    sink = MqttSink(f"mqtt://127.0.0.1:{closed}", max_queued=10)
+    started = time.perf_counter()
+    for _ in range(25):  # the first also publishes the presence: 26 messages
+        sink.write(_event("identity", 1, "alice"))
+    assert time.perf_counter() - started < 0.5
+    assert (sink.published, sink.dropped) == (0, 16)
+    sink.close()
+    assert (sink.published, sink.dropped) == (0, 26)  # what was still queued never reached a broker
+
+
+def test_a_password_is_used_and_never_shown(tmp_path, caplog):
+    if mosquitto_missing() or not shutil.which("mosquitto_passwd"):
+        pytest.skip(mosquitto_missing() or "needs mosquitto_passwd (Debian's mosquitto package)")
+    broker = Broker(tmp_path, users={"ha": "s3cret-pw"}).start()
+    try:
+        with caplog.at_level(logging.INFO, logger="stream.events.mqtt"):
+            wrong = MqttSink(f"mqtt://ha:wrong-pw@127.0.0.1:{broker.port}")
+            assert not wrong.wait_connected(1.5)  # refused, retried quietly
+            wrong.close()
+            listener = Listener(broker.port, user="ha", password="s3cret-pw")
+            os.environ["FS_TEST_MQTT_PW"] = "s3cret-pw"
+            try:
+                sink = MqttSink(f"mqtt://ha:${{FS_TEST_MQTT_PW}}@127.0.0.1:{broker.port}")
+                assert sink.wait_connected(10)
+                sink.write(_event("identity", 1, "alice"))
+                listener.wait_for(lambda m: m[0] == "facestream/door/identity")
+                sink.close()
+            finally:
+                del os.environ["FS_TEST_MQTT_PW"]
+                listener.close()
+        refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        assert len(refused) == 1 and "ha:***@" in refused[0], caplog.text
+        assert "wrong-pw" not in caplog.text and "s3cret-pw" not in caplog.text
+    finally:
+        broker.kill()
 
 
 @pytest.mark.slow
@@ -125,6 +178,8 @@ def test_a_run_publishes_to_mqtt_and_survives_a_broker_restart(broker, cli, engi
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         listener.wait_for(lambda m: m[0] == "facestream/stage/track_started", timeout_s=120)
+        listener.wait_for(lambda m: m[0] == "facestream/status" and m[1] == "online")
+        before = listener.messages
         broker.kill()  # mid-run
         time.sleep(1.5)
         broker.start()
@@ -135,9 +190,12 @@ def test_a_run_publishes_to_mqtt_and_survives_a_broker_restart(broker, cli, engi
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, stderr[-2000:]
-    named = listener.wait_for(lambda m: m[0] == "facestream/stage/identity"
-                              and json.loads(m[1])["identity"] == "lin-manuel-miranda", timeout_s=5)
-    assert named  # after the restart (the listener subscribed then)
+    # events made after the restart arrive (the listener subscribed then; retained ones do not count)
+    listener.wait_for(lambda m: m[0].startswith("facestream/stage/") and not m[2]
+                      and m[0].rsplit("/", 1)[1] in ("identity", "track_ended", "heartbeat"), timeout_s=5)
+    named = [m for m in before + listener.messages if m[0] == "facestream/stage/identity"
+             and json.loads(m[1])["identity"] == "lin-manuel-miranda"]
+    assert named and all(m[3] == 1 for m in named)
     listener.wait_for(lambda m: m[0] == "facestream/status" and m[1] == "offline")
     listener.close()
     # what a subscriber that comes later is told (retained): nobody in view, facestream offline
@@ -157,4 +215,5 @@ def test_a_bad_broker_url_is_one_line_and_an_unreachable_one_only_warns(cli, tmp
                f"mqtt://u:s3cret@127.0.0.1:{closed}", "--no-progress")
     assert proc.returncode == 0, proc.stderr
     assert f"mqtt mqtt://u:***@127.0.0.1:{closed}: broker unreachable" in proc.stderr
+    assert f"mqtt mqtt://u:***@127.0.0.1:{closed}: 0 message(s) published" in proc.stderr  # the losses, said
     assert "s3cret" not in proc.stderr

@@ -3,6 +3,7 @@ the same port, for the MQTT tests."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -20,11 +21,22 @@ def mosquitto_missing() -> str | None:
 
 
 class Broker:
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, users: dict[str, str] | None = None) -> None:
+        """``users``: name -> password, and anonymous clients are refused (needs mosquitto_passwd)."""
         self.port = port or free_port()
         self.config = Path(folder) / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                               "log_dest none\n"
+        auth = "allow_anonymous true\n"
+        if users:
+            passwords = Path(folder) / "mosquitto.passwd"
+            passwords.touch()
+            for user, password in users.items():
+                subprocess.run([shutil.which("mosquitto_passwd") or "mosquitto_passwd", "-b", str(passwords), user,
+                                password], check=True, capture_output=True)
+            auth = f"allow_anonymous false\npassword_file {passwords}\n"
+            if os.geteuid() == 0:  # else it drops to user mosquitto, who cannot read pytest's tmp folder
+                auth += "user root\n"
+        self.config.write_text(f"listener {self.port} 127.0.0.1\n{auth}persistence false\n"
+                               "log_type error\nlog_dest stderr\n"  # only errors: why it did not start
                                # a test floods a subscriber after an outage: the default 1000 would drop
                                "max_queued_messages 20000\n")
         self.proc: subprocess.Popen | None = None
@@ -54,17 +66,21 @@ class Broker:
 
 
 class Listener:
-    """A real paho subscriber that keeps every message: (topic, payload text, retained)."""
+    """A real paho subscriber (QoS 1) that keeps every message: (topic, payload text, retained, qos)."""
 
-    def __init__(self, port: int, topic: str = "facestream/#") -> None:
+    def __init__(self, port: int, topic: str = "facestream/#", user: str | None = None,
+                 password: str | None = None) -> None:
         import paho.mqtt.client as mqtt
 
-        self.messages: list[tuple[str, str, bool]] = []
+        self.messages: list[tuple[str, str, bool, int]] = []
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self._client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload.decode(), bool(m.retain)))
+        self._client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload.decode(), bool(m.retain),
+                                                                            m.qos))
         self._subscribed = threading.Event()
         self._client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self._client.on_subscribe = lambda c, u, mid, rc, p: self._subscribed.set()
+        if user:
+            self._client.username_pw_set(user, password)
         self._client.connect("127.0.0.1", port)
         self._client.loop_start()
         if not self._subscribed.wait(10):  # from here on, nothing published is missed
