@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from stream.distributed.deps import require_ray
+from stream.distributed.deps import node_identity, require_ray
 from stream.errors import FacestreamError
 from stream.sources.spec import VIDEO_FILE_SUFFIXES
 
@@ -95,7 +95,7 @@ def run_video(source: str | bytes, name: str, suffix: str, pipeline_config: dict
             return {"ok": False, "reason": (lines[-1] if lines else proc.stderr.strip()[-300:]) or
                     f"exit status {proc.returncode}"}
         summary = json.loads((work / "summary.json").read_text())
-        summary["node"] = _node()
+        summary["node"] = node_identity()
         summary["wall_s"] = round(time.time() - started, 2)
         return {"ok": True, "events": _read(work / "events.jsonl"), "tracks": _read(work / "tracks.txt"),
                 "summary": summary}
@@ -103,15 +103,6 @@ def run_video(source: str | bytes, name: str, suffix: str, pipeline_config: dict
 
 def _read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
-
-
-def _node() -> dict[str, str | None]:
-    try:
-        import ray
-
-        return {"ip": ray.util.get_node_ip_address(), "id": ray.get_runtime_context().get_node_id()}
-    except Exception:  # not in a Ray worker (called directly)
-        return {"ip": None, "id": None}
 
 
 def write_outputs(video: Video, out: Path, result: dict[str, Any]) -> None:

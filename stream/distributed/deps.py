@@ -11,3 +11,13 @@ def require_ray():
     except ImportError:
         raise FacestreamError("facestream cluster run/batch needs Ray: pip install 'facestream[cluster]'") from None
     return ray
+
+
+def node_identity() -> dict[str, str | None]:
+    """This Ray node's IP and id, for reports of what runs where; None outside a Ray worker."""
+    try:
+        import ray
+
+        return {"ip": ray.util.get_node_ip_address(), "id": ray.get_runtime_context().get_node_id()}
+    except Exception:  # not in a Ray worker (called directly), or Ray is not installed
+        return {"ip": None, "id": None}

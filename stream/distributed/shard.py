@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from stream.distributed.deps import node_identity
 from stream.sources.credentials import expand_env, mask_text
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,9 @@ class ShardRunner:
 
     def status(self) -> dict[str, Any]:
         code = self.proc.poll()
+        node = node_identity()
         out = {"shard": self.name, "cameras": [c.partition("=")[0] for c in self.cameras],
-               "host": socket.gethostname(), "node_ip": _node_ip(), "node_id": _node_id(), "pid": self.proc.pid,
+               "host": socket.gethostname(), "node_ip": node["ip"], "node_id": node["id"], "pid": self.proc.pid,
                "running": code is None, "returncode": code, "started": self.started}
         if code is not None:
             out["log_tail"] = self.log_tail()
@@ -116,20 +118,3 @@ class ShardRunner:
         shutil.rmtree(self.dir, ignore_errors=True)
         return summary
 
-
-def _node_ip() -> str | None:
-    try:
-        import ray
-
-        return ray.util.get_node_ip_address()
-    except Exception:
-        return None
-
-
-def _node_id() -> str | None:
-    try:
-        import ray
-
-        return ray.get_runtime_context().get_node_id()
-    except Exception:
-        return None
