@@ -91,6 +91,11 @@ class SourceConfig(_Section):
 class OutputConfig(_Section):
     publish: str | None = Field(default=None, description="ZeroMQ endpoint to bind a PUB socket on, e.g. tcp://*:5556")
     sndhwm: int = Field(default=1000, ge=1, le=1_000_000, description="ZeroMQ send high-water mark (messages)")
+    linger_s: float = Field(
+        default=2.0, ge=0, le=60,
+        description="at shutdown, how long events still queued for connected subscribers may take to go out "
+                    "before they are discarded (uncounted)",
+    )
     publish_connect: bool = Field(
         default=False,
         description="connect the event socket to output.publish (a site's event proxy) instead of binding it",

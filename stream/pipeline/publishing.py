@@ -62,6 +62,7 @@ class Publisher:
             from stream.events.publisher import EventPublisher
 
             self.zmq = EventPublisher(cfg.output.publish, sndhwm=cfg.output.sndhwm,
+                                      linger_ms=int(cfg.output.linger_s * 1000),
                                       server_secret_key_file=cfg.output.publish_server_key,
                                       allowed_clients_dir=cfg.output.publish_client_keys,
                                       connect=cfg.output.publish_connect)
