@@ -66,7 +66,7 @@ def render_demo_video(photo: Path, out: Path) -> Path:
 def ensure_demo(directory: Path, model_name: str | None = None) -> tuple[Path, Path]:
     """The demo video and a gallery of its one person under ``directory``, made once."""
     from stream.align import FaceAligner, read_image
-    from stream.detect.mediapipe_detector import DetectorConfig, MediaPipeFaceDetector
+    from stream.detect.config import DetectorConfig, single_pass_detector
     from stream.inference.onnxrt import OnnxRuntimeEngine
     from stream.models.store import ModelStore
     from stream.recognize.gallery import Gallery
@@ -80,7 +80,7 @@ def ensure_demo(directory: Path, model_name: str | None = None) -> tuple[Path, P
         render_demo_video(photo, video)
     if not gallery_path.is_file():
         image = read_image(photo)
-        with MediaPipeFaceDetector(DetectorConfig(min_face_px=0)) as detector:
+        with single_pass_detector(DetectorConfig(min_face_px=0)) as detector:
             faces = detector.detect(image)
         if len(faces) != 1:
             raise FacestreamError(f"{photo}: expected one face in the demo photo, found {len(faces)}")

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from stream.detect.mediapipe_detector import DetectorConfig
+from stream.detect.config import DetectorConfig
 from stream.errors import FacestreamError
 from stream.inference.select import EngineConfig
 from stream.recognize.appearance import AppearanceConfig

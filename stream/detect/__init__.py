@@ -1,6 +1,6 @@
 """Face detection: MediaPipe BlazeFace, offline from the installed package, tiled for large frames."""
 
-from stream.detect.mediapipe_detector import DetectorConfig
+from stream.detect.config import DetectorConfig
 from stream.detect.scan import FaceDetector
 
 __all__ = ["DetectorConfig", "FaceDetector"]

@@ -19,8 +19,8 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
+from stream.detect.config import MIN_FACE_SHARE, DetectorConfig, min_score
 from stream.errors import FacestreamError
 from stream.faces import NUM_KEYPOINTS, Faces
 
@@ -70,54 +70,14 @@ def pyplot_placeholder() -> Iterator[None]:
                 del sys.modules[name]
 
 
-#: Smallest face each BlazeFace model finds reliably, as a share of the image's long side (it
-#: letterboxes to 128 or 192 px). Measured on tests/media photos shrunk onto gray canvases: the
-#: full-range model finds faces down to ~0.05, the short-range one down to ~0.12; with margin:
-MIN_FACE_SHARE = {"short": 0.15, "full": 0.07}
-
-
-class DetectorConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    model: Literal["short", "full"] = Field(
-        default="full",
-        description="full: BlazeFace full-range, faces near and far; short: faces within ~2 m only, and on "
-                    "large frames it misses most faces and finds some that are not",
-    )
-    min_confidence: float = Field(default=0.5, ge=0.0, le=1.0, description="detector score threshold")
-    min_face_px: int = Field(
-        default=24, ge=0, le=4096,
-        description="faces narrower than this (pixels) are ignored; tiles are sized so faces this small are "
-                    "found (smaller = more tiles per scan)",
-    )
-    tiling: Literal["auto", "off"] = Field(
-        default="auto",
-        description="auto: scan frames too large for min_face_px in overlapping tiles; off: one whole-frame pass",
-    )
-    scan_every: int = Field(
-        default=10, ge=1, le=1000,
-        description="video: frames over which the full tiled scan is spread (tracked faces are refined every "
-                    "frame; a scene cut or an empty frame scans at once)",
-    )
-    closer_look_model: Literal["short", "full", "both"] = Field(
-        default="both",
-        description="model for the closer looks at tracks and candidates. both: short-range first (1.6x "
-                    "faster, best on the Hamilton clip), full-range for the regions where it found nothing "
-                    "(short alone refinds 23 of 31 true faces of composed 1080p frames, full all 31)",
-    )
-    verify: bool = Field(
-        default=True,
-        description="a new face from the scan must be found again on a closer look at its region (fewer "
-                    "false faces for one extra detector call on frames with new candidates)",
-    )
-
-
 class MediaPipeFaceDetector:
     """One BlazeFace pass: ``detect(image_bgr) -> Faces`` with pixel boxes and MediaPipe's 6 keypoints.
 
     ``stream.detect.FaceDetector`` builds the tiled scan and the per-track looks on top of this.
 
     Not thread-safe; make one per process. Construction is cheap; the graph loads on first use.
+    The graph fixes its own score threshold (``config.DEFAULT_MIN_SCORE``); ``min_confidence`` can
+    only raise it here.
     """
 
     def __init__(self, config: DetectorConfig | None = None, model: Literal["short", "full"] | None = None) -> None:
@@ -139,7 +99,7 @@ class MediaPipeFaceDetector:
                 raise FacestreamError(f"mediapipe is not installed ({exc})") from None
             self._graph = face_detection.FaceDetection(
                 model_selection=0 if self.model == "short" else 1,
-                min_detection_confidence=self.config.min_confidence,
+                min_detection_confidence=min_score(self.config, self.model),  # ignored by the graph
             )
             # The first inference creates the TFLite delegate, which also prints to stderr.
             self._graph.process(np.zeros((64, 64, 3), np.uint8))
@@ -176,8 +136,13 @@ class MediaPipeFaceDetector:
         np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
         np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
         faces = Faces(boxes, scores, keypoints)
-        keep = faces.widths >= (self.config.min_face_px if min_face_px is None else min_face_px)
+        keep = (faces.widths >= (self.config.min_face_px if min_face_px is None else min_face_px)) \
+            & (faces.score >= min_score(self.config, self.model))
         return faces if keep.all() else faces[keep]
+
+    def detect_many(self, images: list[np.ndarray], min_face_px: int | None = None) -> list[Faces]:
+        """``detect`` on each image in turn (the graph takes one image a call)."""
+        return [self.detect(image, min_face_px) for image in images]
 
     def close(self) -> None:
         if self._graph is not None:

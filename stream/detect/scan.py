@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from stream.detect.closer_look import look_closer
-from stream.detect.mediapipe_detector import DetectorConfig, MediaPipeFaceDetector
+from stream.detect.config import DetectorConfig, single_pass_detector
 from stream.detect.merge import merge_faces, overlap_of_smaller
 from stream.detect.tiles import plan_tiles, rolling_schedule
 from stream.faces import Faces, concat_faces
@@ -46,13 +46,13 @@ class ScanPlanner:
 class FaceDetector:
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self.config = config or DetectorConfig()
-        self.model = MediaPipeFaceDetector(self.config)
+        self.model = single_pass_detector(self.config)
         # The closer looks' models: the first one's misses get a look by the second, if any.
         wanted = {"short": ["short"], "full": ["full"], "both": ["short", "full"]}[self.config.closer_look_model]
-        self.close_models = [self.model if name == self.config.model else MediaPipeFaceDetector(self.config, model=name)
+        self.close_models = [self.model if name == self.config.model else single_pass_detector(self.config, name)
                              for name in wanted]
         self._tiles: dict[tuple[int, int], np.ndarray] = {}
-        self.calls = 0  # detector passes, for cost figures
+        self.calls = 0  # detector passes (images through the network), for cost figures
 
     def load(self) -> FaceDetector:
         self.model.load()
@@ -106,8 +106,7 @@ class FaceDetector:
         return self._finish(image_bgr, tracked, self._scan(image_bgr, chosen))
 
     # -- internals -------------------------------------------------------------------------------
-    def _pass(self, image: np.ndarray, min_face_px: int | None = None,
-              model: MediaPipeFaceDetector | None = None) -> Faces:
+    def _pass(self, image: np.ndarray, min_face_px: int | None = None, model=None) -> Faces:
         self.calls += 1
         return (model or self.model).detect(image, min_face_px)
 
@@ -127,8 +126,10 @@ class FaceDetector:
         h, w = image.shape[:2]
         parts: list[Faces] = []
         cuts: list[np.ndarray] = []
-        for x0, y0, x1, y1 in tiles:
-            faces = self._pass(image[y0:y1, x0:x1], 0)
+        # One batched call for all the tiles (the ONNX runtime runs them as one batch).
+        self.calls += len(tiles)
+        looks = self.model.detect_many([image[y0:y1, x0:x1] for x0, y0, x1, y1 in tiles], 0)
+        for (x0, y0, x1, y1), faces in zip(tiles, looks):
             if not len(faces):
                 continue
             offset = np.array([x0, y0], np.float32)

@@ -95,7 +95,7 @@ def calibration_crops(calib_dir: Path, manifest: ModelManifest, limit: int = 200
     Videos contribute every ``video_stride``-th frame: footage from the cameras the model will
     watch calibrates best."""
     from stream.align import FaceAligner, load_face_crops
-    from stream.detect.mediapipe_detector import DetectorConfig, MediaPipeFaceDetector
+    from stream.detect.config import DetectorConfig, single_pass_detector
 
     calib_dir = Path(calib_dir)
     if not calib_dir.is_dir():
@@ -106,7 +106,7 @@ def calibration_crops(calib_dir: Path, manifest: ModelManifest, limit: int = 200
     if not images and not videos:
         raise FacestreamError(f"{calib_dir}: no images (.jpg, .png, ...) or videos (.mp4, ...) to calibrate on")
     parts: list[np.ndarray] = []
-    with MediaPipeFaceDetector(DetectorConfig(min_face_px=24)) as detector:
+    with single_pass_detector(DetectorConfig(min_face_px=24)) as detector:
         if images:
             parts.append(load_face_crops(images, manifest, detector))
         aligner = FaceAligner.for_model(manifest)
