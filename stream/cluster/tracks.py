@@ -54,6 +54,7 @@ class _OpenTrack:
     frames: list[int] = field(default_factory=list)
     total: np.ndarray | None = None
     weight: float = 0.0
+    score_sum: float = 0.0
 
 
 class UnknownsRecorder:
@@ -64,10 +65,12 @@ class UnknownsRecorder:
     """
 
     def __init__(self, root: Path, manifest: ModelManifest, keep: int = 5, run: str = "",
-                 threshold: float | None = None, min_embeddings: int = 1) -> None:
+                 threshold: float | None = None, min_embeddings: int = 1, min_score: float = 0.0) -> None:
         self.root = Path(root)
-        # Short tracks are mostly false detections (a hand, a dark patch): kept out of the clusters.
+        # Short tracks are mostly false detections (a hand, a dark patch): kept out of the clusters,
+        # and so are tracks the detector was unsure of throughout (its mean score).
         self.min_embeddings = min_embeddings
+        self.min_score = min_score
         self.manifest = manifest
         self.threshold = threshold or manifest.threshold  # the run's (model.threshold overrides the manifest)
         self.keep = keep
@@ -81,9 +84,10 @@ class UnknownsRecorder:
             shutil.rmtree(stale, ignore_errors=True)
 
     def observe(self, source: str, track_id: int, frame: int, crop: np.ndarray, embedding: np.ndarray,
-                quality: float) -> None:
+                quality: float, score: float = 1.0) -> None:
         track = self.open.setdefault((source, track_id), _OpenTrack())
         track.frames.append(int(frame))
+        track.score_sum += float(score)
         # The voter's weight (TrackAppearance.add): the saved embedding is the mean it matched.
         w = max(float(quality), 1e-3)
         e = np.asarray(embedding, np.float64) * w
@@ -100,6 +104,8 @@ class UnknownsRecorder:
         """The track ended: write it when it ended unknown, forget it either way."""
         track = self.open.pop((source, track_id), None)
         if track is None or not unknown or track.total is None or len(track.frames) < self.min_embeddings:
+            return None
+        if track.score_sum / len(track.frames) < self.min_score:
             return None
         return self._write(source, track_id, track)
 
@@ -122,6 +128,7 @@ class UnknownsRecorder:
         meta = {
             "source": source, "track_id": int(track_id), "run": self.run,
             "first_frame": min(track.frames), "last_frame": max(track.frames), "frames": track.frames,
+            "detector_score": round(track.score_sum / len(track.frames), 4),
             "embedding": [round(float(v), 7) for v in mean],
             # dlib's outputs have norms near 1.4: its 0.6 threshold holds on this scale, not the unit one
             "mean": [round(float(v), 7) for v in raw],

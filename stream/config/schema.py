@@ -142,9 +142,14 @@ class OutputConfig(_Section):
     unknown_crops: int = Field(default=5, ge=1, le=100,
                                description="crops kept per unknown track (the best by the voter's quality)")
     unknown_min_embeddings: int = Field(
-        default=10, ge=1, le=10_000,
+        default=5, ge=1, le=10_000,
         description="save an unknown track only if it was embedded at least this often: on the shared clip "
                     "every false detection's track had 1-8 embeddings, every face's 10 or more")
+    unknown_min_score: float = Field(
+        default=0.7, ge=0.0, le=1.0,
+        description="save an unknown track only if the detector's mean score over its embedded faces reaches "
+                    "this: on the shared clip the tracks of hands, dark patches and half faces had 0.54-0.69, "
+                    "the frontal and three-quarter faces 0.72-0.84 (a full profile 0.67: left out too)")
 
     @field_validator("mqtt")
     @classmethod

@@ -107,7 +107,8 @@ class Publisher:
             # The run directory's name tags the tracks: frame indices only co-occur within one run.
             self.unknowns = UnknownsRecorder(cfg.output.save_unknowns, spec.manifest, cfg.output.unknown_crops,
                                              run=ledger.journal_path.parent.name, threshold=cfg.model.threshold,
-                                             min_embeddings=cfg.output.unknown_min_embeddings)
+                                             min_embeddings=cfg.output.unknown_min_embeddings,
+                                             min_score=cfg.output.unknown_min_score)
         self.latency = LatencyStats()  # this incarnation's frames: percentiles need the samples
         self.errors: dict[str, str] = {}
         self.last_heartbeat = time.monotonic()
@@ -164,7 +165,7 @@ class Publisher:
         events = stage.process(FrameResult(src, frame.index, frame.pts, frame.capture_ts,
                                            faces, embedded, list(fm.ended), blur))
         if self.unknowns is not None and len(fm.embed_rows):
-            self._observe_unknowns(src, frame, fm.embed_rows, msg.embeddings, stage)
+            self._observe_unknowns(src, frame, fm.embed_rows, msg.embeddings, faces.score, stage)
         writer = self.track_writers.get(src)
         if writer is not None:
             writer.write(frame.index, faces, stage.frame_tracks)
@@ -199,13 +200,14 @@ class Publisher:
         # The frame and its crops are no longer needed: hand the slot back to the reader.
         self._release(src, frame.slot)
 
-    def _observe_unknowns(self, src: str, frame, embed_rows, embeddings: np.ndarray, stage) -> None:
+    def _observe_unknowns(self, src: str, frame, embed_rows, embeddings: np.ndarray, scores: np.ndarray,
+                          stage) -> None:
         # Before this frame's events go out: a track that ends in them has all its frames.
         crops = self.rings[src].crops(frame.slot)
         for k, row in enumerate(embed_rows):
             track_id = stage.frame_tracks[row][0]
             self.unknowns.observe(src, track_id, frame.index, crops[k], embeddings[k],
-                                  float(stage.frame_quality[row]))
+                                  float(stage.frame_quality[row]), float(scores[row]))
 
     def _release(self, source: str, slot: int) -> None:
         self.ledger.sources[source].holders[slot] = RELEASED

@@ -57,8 +57,8 @@ def test_unknowns_cluster_enroll_and_name(cli, tmp_path):
     alex_spans = [s for s in _spans(tmp_path / "full.jsonl").values() if s[2] == "alex-lacamoire"]
     assert len(alex_spans) >= 2  # the first shot and the close-up at the piano
     unknowns = tmp_path / "unknowns"
-    # Saved from 5 embeddings, as the test counts them below: the default (10) sits near the count of
-    # Alex's short first-shot track, which depends on the re-embed feedback's timing under load.
+    # Saved from 5 embeddings (the default, written out: the test counts them below). Alex's first-shot
+    # track gets 8-9, depending on the re-embed feedback's timing under load.
     config = tmp_path / "unknowns.yaml"
     config.write_text("output:\n  unknown_min_embeddings: 5\n")
     cli("run", "--source", clip, "--gallery", partial, "--save-unknowns", unknowns, "--config", config,

@@ -66,3 +66,17 @@ def test_bad_track_json_is_one_line_error(tmp_path):
     (tmp_path / "x" / "track.json").write_text("{")
     with pytest.raises(FacestreamError, match="track.json"):
         read_tracks(tmp_path)
+
+
+def test_short_or_doubtful_tracks_are_not_saved(tmp_path):
+    rec = UnknownsRecorder(tmp_path, _Manifest(), keep=1, min_embeddings=3, min_score=0.7)
+    for frame in range(2):  # too short
+        rec.observe("cam", 1, frame, _crop(1), np.array([1.0, 0.0]), 0.5, score=0.9)
+    for frame in range(5):  # long, but the detector was unsure throughout: a hand, a dark patch
+        rec.observe("cam", 2, frame, _crop(2), np.array([1.0, 0.0]), 0.5, score=0.62)
+    for frame, score in enumerate([0.65, 0.8, 0.9]):  # a face: mean 0.78
+        rec.observe("cam", 3, frame, _crop(3), np.array([1.0, 0.0]), 0.5, score=score)
+    assert rec.end("cam", 1, unknown=True) is None
+    assert rec.end("cam", 2, unknown=True) is None
+    assert rec.end("cam", 3, unknown=True) == tmp_path / "cam-3"
+    assert json.loads((tmp_path / "cam-3" / "track.json").read_text())["detector_score"] == pytest.approx(0.7833, 1e-3)
