@@ -143,8 +143,8 @@ class OutputConfig(_Section):
                                description="crops kept per unknown track (the best by the voter's quality)")
     unknown_min_embeddings: int = Field(
         default=5, ge=1, le=10_000,
-        description="save an unknown track only if it was embedded at least this often: on the shared clip "
-                    "every false detection's track had 1-8 embeddings, every face's 10 or more")
+        description="save an unknown track only if it was embedded at least this often (most tracks of false "
+                    "detections are shorter; unknown_min_score catches the rest)")
     unknown_min_score: float = Field(
         default=0.7, ge=0.0, le=1.0,
         description="save an unknown track only if the detector's mean score over its embedded faces reaches "
