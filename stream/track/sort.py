@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stream.boxes import intersections
 from stream.faces import Faces
+from stream.track.assignment import min_cost_assignment
 from stream.track.kalman import BoxKalman
 
 log = logging.getLogger(__name__)
@@ -60,14 +61,11 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _assign(iou: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Maximum-IoU one-to-one assignment (Hungarian). One track or one face needs no solver,
-    and scipy is imported only when it is needed: it costs ~0.4 s in every process that loads it."""
+    """Maximum-IoU one-to-one assignment (Hungarian). One track or one face needs no solver."""
     if iou.shape[0] == 1 or iou.shape[1] == 1:
         flat = int(iou.argmax())
         return np.array([flat // iou.shape[1]]), np.array([flat % iou.shape[1]])
-    from scipy.optimize import linear_sum_assignment
-
-    return linear_sum_assignment(-iou)
+    return min_cost_assignment(-iou)
 
 
 class SortTracker:

@@ -81,3 +81,12 @@ def test_cadence_embeds_new_tracks_every_frame_and_confident_ones_every_n():
     assert cadence.select(ids, 11).tolist() == [True, True]
     cadence.forget(7)
     assert cadence.select(np.array([7]), 12).tolist() == [True]
+
+
+def test_faces_side_by_side_are_not_in_doubt_overlapping_ones_are():
+    from stream.track.cadence import in_doubt
+
+    side_by_side = np.array([[0, 0, 50, 50], [49, 0, 99, 50]], np.float32)  # heads touching: IoU 0.01
+    assert not in_doubt(side_by_side).any()
+    crossing = np.array([[0, 0, 50, 50], [30, 0, 80, 50], [300, 0, 350, 50]], np.float32)  # IoU 0.25
+    assert in_doubt(crossing).tolist() == [True, True, False]
