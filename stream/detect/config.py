@@ -45,6 +45,12 @@ class DetectorConfig(BaseModel):
         description="video: frames over which the full tiled scan is spread (tracked faces are refined every "
                     "frame; a scene cut or an empty frame scans at once)",
     )
+    skip_still_tiles: bool = Field(
+        default=True,
+        description="video: a tile of the scan is skipped while nothing in it changed since its last scan "
+                    "(rescanned anyway after 4 x scan_every frames); a fixed camera's still background "
+                    "then costs nothing",
+    )
     closer_look_model: Literal["short", "full", "both"] = Field(
         default="both",
         description="model for the closer looks at tracks and candidates. both: short-range first (1.6x "

@@ -90,20 +90,27 @@ class FaceDetector:
         return self._finish(image_bgr, Faces.empty(), self._scan(image_bgr, tiles))
 
     # -- video -----------------------------------------------------------------------------------
+    def scheduled_tiles(self, width: int, height: int, frame: int, full_scan: bool = False) -> np.ndarray:
+        """Indices of the tiles due at ``frame``: all of them for a full scan, else this frame's share."""
+        count = len(self.tiles(width, height))
+        return np.arange(count) if full_scan else rolling_schedule(count, self.config.scan_every, frame)
+
     def detect_frame(self, image_bgr: np.ndarray, frame: int, predicted: np.ndarray,
-                     full_scan: bool = False) -> Faces:
+                     full_scan: bool = False, tile_indices: np.ndarray | None = None) -> Faces:
         """Faces of one video frame.
 
         predicted: (K, 4) boxes where live tracks are expected now; each gets a closer look.
         full_scan: scan every tile now (scene cut, start, nothing tracked), else this frame's share.
+        tile_indices: the tiles to scan, instead of what ``full_scan`` and the schedule say.
         """
         if self.config.tiling == "off":
             return self._pass(image_bgr)
         predicted = np.asarray(predicted, np.float32).reshape(-1, 4)
         tracked = self._closer(image_bgr, predicted) if len(predicted) else Faces.empty()
         tiles = self.tiles(image_bgr.shape[1], image_bgr.shape[0])
-        chosen = tiles if full_scan else tiles[rolling_schedule(len(tiles), self.config.scan_every, frame)]
-        return self._finish(image_bgr, tracked, self._scan(image_bgr, chosen))
+        if tile_indices is None:
+            tile_indices = self.scheduled_tiles(image_bgr.shape[1], image_bgr.shape[0], frame, full_scan)
+        return self._finish(image_bgr, tracked, self._scan(image_bgr, tiles[tile_indices]))
 
     # -- internals -------------------------------------------------------------------------------
     def _pass(self, image: np.ndarray, min_face_px: int | None = None, model=None) -> Faces:
@@ -123,6 +130,8 @@ class FaceDetector:
 
     def _scan(self, image: np.ndarray, tiles: np.ndarray) -> tuple[Faces, np.ndarray]:
         """Detections of the given tiles in frame pixels, and whether each is cut by a tile edge."""
+        if not len(tiles):
+            return Faces.empty(), np.zeros(0, bool)
         h, w = image.shape[:2]
         parts: list[Faces] = []
         cuts: list[np.ndarray] = []

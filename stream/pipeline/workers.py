@@ -238,6 +238,11 @@ class VideoFaces:
         self.cadence = EmbeddingCadence(cfg.recognition.reembed_every)
         self.scenes = SceneCutDetector()
         self.planner = ScanPlanner(cfg.detector.scan_every)
+        self.motion = None
+        if cfg.detector.skip_still_tiles:
+            from stream.detect.motion import TileMotion
+
+            self.motion = TileMotion(rescan_after=4 * cfg.detector.scan_every)
 
     def detect(self, image: np.ndarray, frame: int, detector) -> tuple[Faces, list[EndedTrack], np.ndarray]:
         """Tracked faces of a frame, the tracks that ended, and which faces to embed now."""
@@ -252,7 +257,12 @@ class VideoFaces:
         else:
             ended = []
         full = self.planner.full_scan(frame, len(predicted), cut)
-        faces = self.tracker.update(detector.detect_frame(image, frame, predicted, full_scan=full))
+        tiles = None
+        if self.motion is not None and detector.config.tiling != "off":
+            h, w = image.shape[:2]
+            tiles = self.motion.select(self.scenes.gray, self.scenes.scale, detector.tiles(w, h),
+                                       detector.scheduled_tiles(w, h, frame, full), frame, force=cut)
+        faces = self.tracker.update(detector.detect_frame(image, frame, predicted, full_scan=full, tile_indices=tiles))
         ended += self.tracker.pop_ended()
         for track in ended:
             self.cadence.forget(track.track_id)

@@ -29,6 +29,8 @@ class SceneCutDetector:
         self.min_change = min_change
         self.max_similarity = max_similarity
         self._previous: _Picture | None = None
+        self.gray: np.ndarray | None = None  # the last frame's reduced gray copy (int16)
+        self.scale = 1.0
         self.last_change = 0.0
         self.last_similarity = 1.0
 
@@ -40,6 +42,7 @@ class SceneCutDetector:
         small = cv2.resize(image_bgr, (_WORK_WIDTH, max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         current = _Picture(small)
         previous, self._previous = self._previous, current
+        self.gray, self.scale = current.gray, scale  # the reduced copy, also for the scan's motion test
         if previous is None or previous.gray.shape != current.gray.shape:
             return False
         self.last_change = float(np.abs(current.gray - previous.gray).mean())
