@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 _MODULES = Path("mediapipe") / "modules" / "face_detection"
 NMS_IOU = 0.3  # MediaPipe's face-detection graph: NonMaxSuppressionCalculator, WEIGHTED
+CONVERTER_VERSION = 1  # in the cache file's name: bump when blazeface_convert's output changes
 _SCORE_CLIP = 100.0
 
 
@@ -86,7 +87,7 @@ def onnx_path(model: BlazeFaceModel, cache_dir: Path | None = None) -> Path:
     source = tflite_path(model)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
     directory = Path(cache_dir) if cache_dir is not None else default_engines_dir() / "detectors"
-    target = directory / f"blazeface-{model.name}-{digest}.onnx"
+    target = directory / f"blazeface-{model.name}-{digest}-v{CONVERTER_VERSION}.onnx"
     if target.is_file():
         return target
     try:

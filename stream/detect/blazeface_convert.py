@@ -17,14 +17,14 @@ so the caller does no per-pixel arithmetic in Python.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from stream.errors import ModelError
+from stream.models.onnx_graph import GraphBuilder
 
 OPSET = 17
 
@@ -41,27 +41,6 @@ def _tflite():
     except ImportError as exc:
         raise ModelError(f"converting MediaPipe's detector needs the 'tflite' package ({exc})") from None
     return tflite
-
-
-@dataclass
-class _Graph:
-    nodes: list = field(default_factory=list)
-    inits: list = field(default_factory=list)
-    count: int = 0
-
-    def name(self, hint: str) -> str:
-        self.count += 1
-        return f"{hint}_{self.count}"
-
-    def const(self, hint: str, value: np.ndarray) -> str:
-        name = self.name(hint)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
-    def op(self, kind: str, inputs: list[str], **attrs) -> str:
-        out = self.name(kind.lower())
-        self.nodes.append(helper.make_node(kind, inputs, [out], name=out, **attrs))
-        return out
 
 
 def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
@@ -124,7 +103,7 @@ class _Converter:
             raise ModelError("expected a single-subgraph TFLite model")
         self.sub = self.model.Subgraphs(0)
         self.ops = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
-        self.g = _Graph()
+        self.g = GraphBuilder()
         self.values: dict[int, str] = {}  # activation tensor -> ONNX name (4-D ones are NCHW)
         self.consts: dict[int, np.ndarray] = {}  # constant tensor -> array, TFLite layout
 
@@ -235,20 +214,16 @@ class _Converter:
         return names
 
     def _op_conv_2d(self, op, ins, out):
-        opts = self.options(op, self.tflite.Conv2DOptions)
         weight = self.const(ins[1]).transpose(0, 3, 1, 2)  # OHWI -> OIHW
-        kh, kw = weight.shape[2:]
-        y = self.g.op("Conv", self._conv_inputs(ins, weight), kernel_shape=[kh, kw],
-                      strides=[opts.StrideH(), opts.StrideW()],
-                      dilations=[opts.DilationHFactor(), opts.DilationWFactor()],
-                      pads=self._conv_pads(ins, kh, kw, opts))
-        return self.fused(y, opts.FusedActivationFunction())
+        return self._conv(ins, self.options(op, self.tflite.Conv2DOptions), weight, groups=1)
 
     def _op_depthwise_conv_2d(self, op, ins, out):
-        opts = self.options(op, self.tflite.DepthwiseConv2DOptions)
         weight = self.const(ins[1]).transpose(3, 0, 1, 2)  # 1HW(C*M) -> (C*M)1HW
+        return self._conv(ins, self.options(op, self.tflite.DepthwiseConv2DOptions), weight,
+                          groups=self.shape(ins[0])[3])
+
+    def _conv(self, ins, opts, weight: np.ndarray, groups: int) -> str:
         kh, kw = weight.shape[2:]
-        groups = self.shape(ins[0])[3]
         y = self.g.op("Conv", self._conv_inputs(ins, weight), kernel_shape=[kh, kw], group=groups,
                       strides=[opts.StrideH(), opts.StrideW()],
                       dilations=[opts.DilationHFactor(), opts.DilationWFactor()],

@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from stream.errors import ModelError
 from stream.models.dlib_format import AddPrev, Affine, Conv, DlibNetwork, FullyConnected, Pool, Relu, parse_dlib_resnet
 from stream.models.manifest import AlignmentTemplate, InputSpec, ModelManifest, sha256_file
+from stream.models.onnx_graph import GraphBuilder
 
 log = logging.getLogger(__name__)
 
@@ -73,27 +74,6 @@ def package_weights() -> Path:
     raise ModelError(f"{PACKAGE} is installed but has no models/{DAT_FILE}")
 
 
-class _GraphBuilder:
-    def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self.count = 0
-
-    def name(self, prefix: str) -> str:
-        self.count += 1
-        return f"{prefix}_{self.count}"
-
-    def const(self, prefix: str, array: np.ndarray) -> str:
-        name = self.name(prefix)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], prefix: str | None = None, **attrs) -> str:
-        out = self.name(prefix or op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
-        return out
-
-
 def _expect(layers: list, start: int, pattern: tuple, where: str) -> list:
     chunk = layers[start : start + len(pattern)]
     kinds = tuple(type(layer) for layer in chunk)
@@ -103,7 +83,7 @@ def _expect(layers: list, start: int, pattern: tuple, where: str) -> list:
     return chunk
 
 
-def _conv(g: _GraphBuilder, x: str, conv: Conv, affine: Affine) -> str:
+def _conv(g: GraphBuilder, x: str, conv: Conv, affine: Affine) -> str:
     # conv then per-channel affine == conv with scaled filters and an adjusted bias (exact math)
     weight = conv.weight * affine.gamma[:, None, None, None]
     bias = conv.bias * affine.gamma + affine.beta
@@ -117,7 +97,7 @@ def _out_size(size: int, k: int, stride: int, pad: int) -> int:
     return 1 + (size + 2 * pad - k) // stride
 
 
-def _pad_to(g: _GraphBuilder, x: str, shape: tuple[int, int, int], target: tuple[int, int, int]) -> str:
+def _pad_to(g: GraphBuilder, x: str, shape: tuple[int, int, int], target: tuple[int, int, int]) -> str:
     extra = [t - s for s, t in zip(shape, target)]
     if not any(extra):
         return x
@@ -127,7 +107,7 @@ def _pad_to(g: _GraphBuilder, x: str, shape: tuple[int, int, int], target: tuple
 
 def build_onnx(net: DlibNetwork) -> onnx.ModelProto:
     """Turn the parsed network into an ONNX graph with a dynamic batch axis."""
-    g = _GraphBuilder()
+    g = GraphBuilder()
     layers = net.layers
     rows, cols = net.input_size
     stem = _expect(layers, 0, (Conv, Affine, Relu, Pool), "the stem")
