@@ -87,7 +87,7 @@ def test_two_cameras_in_two_shards_survive_a_node_and_take_a_gallery_change(ray_
               "lin-manuel-miranda named on both cameras", procs)
         status = json.loads(status_path.read_text())
         assert {s["cameras"][0] for s in status["shards"].values()} == {"door", "hall"}
-        _wait(lambda: 'facestream_site_shard_up{shard="shard-0"} 1.0' in _gauges(metrics_port), 10,
+        _wait(lambda: 'facestream_site_shard_up{shard="shard-0"} 1.0' in _gauges(metrics_port), 30,
               "the site's metrics")
         events = _events(events_path)
         assert {e["origin"] for e in events if e["source"] in ("door", "hall")} == {"shard-0", "shard-1"}
@@ -109,7 +109,7 @@ def test_two_cameras_in_two_shards_survive_a_node_and_take_a_gallery_change(ray_
         back = _wait(lambda: (s := json.loads(status_path.read_text())["shards"][shard])["up"]
                      and s["node_id"] != node_id and s, 120, "the shard back on another node", procs)
         assert back["restarts"] >= 1
-        _wait(lambda: f'facestream_site_shard_restarts{{shard="{shard}"}} 1.0' in _gauges(metrics_port), 10,
+        _wait(lambda: f'facestream_site_shard_restarts{{shard="{shard}"}} 1.0' in _gauges(metrics_port), 30,
               "the restart in the site's metrics")
         _wait(lambda: _named(_events(events_path), "door", "lin-manuel-miranda", killed), 120,
               "door's events resuming after its node died", procs)
