@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +13,7 @@ import pytest
 from stream.locking import exclusive_lock
 from stream.recognize.gallery import Gallery, lock_path
 from tests.conftest import REPO, assert_one_line_error, media_path
+from tests.support.events import read_events
 from tests.support.scenes import write_looped_clip
 
 
@@ -65,13 +64,7 @@ def test_remove_waits_for_the_lock_and_deletes_one_person(cli, engines_dir, tmp_
 
 
 def _events(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(json.JSONDecodeError):  # the last line may be half written
-            out.append(json.loads(line))
-    return out
+    return read_events(path)
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ Real runs of the CLI (subprocesses) against closed ports and a real MJPEG camera
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, assert_one_line_error, media_path
+from tests.support.events import read_events
 from tests.support.mjpeg_server import MjpegServer
 from tests.support.net import free_port
 from tests.support.procs import processes_with
@@ -79,15 +79,7 @@ def _cmdlines() -> dict[int, bytes]:
 
 
 def _face_events(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    found = []
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(json.JSONDecodeError):  # the last line may be half written
-            event = json.loads(line)
-            if event["type"] != "heartbeat":
-                found.append(event)
-    return found
+    return [e for e in read_events(path) if e["type"] != "heartbeat"]
 
 
 def _processes_with(marker: str) -> list[int]:
