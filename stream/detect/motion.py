@@ -4,7 +4,7 @@ A fixed camera's frame is mostly still (walls, street, sky); the tiled scan look
 and a new face in a tile changes its pixels. So a tile is scanned again only when it changed
 since its own last scan, or when that scan is ``rescan_after`` frames old (a still face whose
 track was lost is found again within that time). Frigate runs its detector on motion regions for
-the same reason. Compared on the scene-cut detector's reduced gray copy of the frame (320 px
+the same reason. Compared on the scene-cut detector's reduced gray copy of the frame (320-639 px
 wide): on the test canvases a still tile's pixels move by at most 2 gray levels over 10 frames,
 a tile where the clip plays by 100-200.
 """

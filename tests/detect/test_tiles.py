@@ -9,7 +9,7 @@ from stream.faces import NUM_KEYPOINTS, Faces
 
 
 @pytest.mark.parametrize(("width", "height", "min_px"), [(1920, 1080, 24), (1920, 1080, 40), (640, 360, 24),
-                                                         (1280, 720, 24)])
+                                                         (1280, 720, 24), (1920, 1080, 20)])
 def test_every_face_lies_whole_in_a_tile_small_enough_to_see_it(width, height, min_px):
     share = 0.07
     tiles = plan_tiles(width, height, min_px, share)
@@ -27,6 +27,13 @@ def test_every_face_lies_whole_in_a_tile_small_enough_to_see_it(width, height, m
 
 def test_a_1080p_frame_needs_35_tiles_for_24px_faces():
     assert len(plan_tiles(1920, 1080, 24, 0.07)) == 35
+
+
+def test_a_level_barely_larger_than_the_smallest_tiles_is_made_of_them():
+    # 1920 -> 768 -> 307 would leave a level of 307 px tiles above the 286 px ones: 87 tiles, not 52
+    tiles = plan_tiles(1920, 1080, 20, 0.07)
+    sides = set(np.maximum(tiles[1:, 2] - tiles[1:, 0], tiles[1:, 3] - tiles[1:, 1]).tolist())
+    assert sides == {768, 286} and len(tiles) == 52
 
 
 def test_a_frame_the_model_sees_whole_gets_no_tiles():
