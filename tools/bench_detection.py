@@ -13,6 +13,13 @@ Datasets:
     canvas-third  the same at 1/3
     composed      tests.support.scenes.compose_hd_frames(): 1920x1080 photos collages with true boxes
 
+``--video`` runs the video datasets as the detect worker does (stream.pipeline.workers.VideoFaces: every
+frame in order, the rolling tiled scan, a closer look at every live track, scene cuts, the tracker) and
+scores the frames the reference has; ms/frame is then the mean over every frame. Without it each frame is
+scanned on its own, as a photo: the lower bound, and what ``embed``/``enroll`` get.
+
+Reference faces we miss go onto a second sheet (``missed_*.png``).
+
 Reference boxes are cached in out/bench_detection/reference.json (dlib's CNN is seconds per 1080p frame on
 a CPU), keyed by dataset, frame index and upsample.
 
@@ -20,6 +27,7 @@ Usage:
     python tools/bench_detection.py --datasets composed
     python tools/bench_detection.py --datasets composed,hamilton --max-frames 6 --json out/bench_detection/r.json
     python tools/bench_detection.py --setting full-tiled:model=full --setting strict:model=full,min_confidence=0.7
+    python tools/bench_detection.py --datasets hamilton,canvas-half --every 2 --video --setting default:model=full
 """
 
 from __future__ import annotations
@@ -73,6 +81,15 @@ def load_dataset(name: str, every: int, max_frames: int | None
             break
         out.append(item)
     return out
+
+
+def video_frames(name: str) -> Iterator[tuple[int, np.ndarray]]:
+    """Every frame of a video dataset, in order."""
+    if name == "hamilton":
+        return scenes.clip_frames(1)
+    if name in CANVAS_SCALE:
+        return scenes.hamilton_canvas_frames(CANVAS_SCALE[name], every=1)
+    raise SystemExit(f"--video: {name} is not a video dataset")
 
 
 # -- reference ------------------------------------------------------------------------------------------
@@ -226,9 +243,12 @@ def crop_with_context(image: np.ndarray, box: np.ndarray, context: float = 0.3) 
 
 def score(frames: list[tuple[int, np.ndarray, np.ndarray]], dets: list[np.ndarray], min_px: float,
           sheet: Path | None) -> dict[str, Any]:
-    """frames: (index, image, reference boxes); dets: our boxes per frame."""
+    """frames: (index, image, reference boxes); dets: our boxes per frame. ``sheet``: where the contact
+    sheet of our unmatched detections goes; the reference faces we miss go beside it (missed_*)."""
     ref_n = ref_hit_n = our_n = unmatched_n = 0
     crops: list[np.ndarray] = []
+    missed_crops: list[np.ndarray] = []
+    missed: list[dict[str, Any]] = []
     where: list[dict[str, Any]] = []
     for (index, image, ref), ours in zip(frames, dets):
         ref_hit, our_hit = match(ref, ours)
@@ -236,6 +256,9 @@ def score(frames: list[tuple[int, np.ndarray, np.ndarray]], dets: list[np.ndarra
         big_ours = (ours[:, 2] - ours[:, 0]) >= min_px
         ref_n += int(big_ref.sum())
         ref_hit_n += int((ref_hit & big_ref).sum())
+        for r in np.nonzero(big_ref & ~ref_hit)[0]:
+            missed_crops.append(crop_with_context(image, ref[r]))
+            missed.append({"sheet_index": len(missed), "frame": index, "xyxy": [round(float(v), 1) for v in ref[r]]})
         our_n += int(big_ours.sum())
         lone = np.nonzero(big_ours & ~our_hit)[0]
         unmatched_n += len(lone)
@@ -245,11 +268,31 @@ def score(frames: list[tuple[int, np.ndarray, np.ndarray]], dets: list[np.ndarra
     result: dict[str, Any] = {
         "ref_faces": ref_n, "recall": ref_hit_n / ref_n if ref_n else float("nan"), "our_dets": our_n,
         "unmatched": unmatched_n, "unmatched_pct": 100.0 * unmatched_n / our_n if our_n else 0.0,
-        "unmatched_where": where,
+        "unmatched_where": where, "missed_where": missed,
     }
     if sheet is not None and crops:
         result["sheet"] = str(contact_sheet(crops, sheet))
+    if sheet is not None and missed_crops:
+        result["missed_sheet"] = str(contact_sheet(missed_crops, sheet.with_name("missed_" + sheet.name[10:])))
     return result
+
+
+def timed_video(detector: Any, dataset: str, wanted: set[int]) -> tuple[dict[int, np.ndarray], float]:
+    """Run the detect worker's per-frame path over every frame: boxes of the ``wanted`` frames, mean ms a frame."""
+    from stream.config.schema import AppConfig
+    from stream.pipeline.workers import VideoFaces
+
+    video = VideoFaces(AppConfig(detector=detector.config))
+    boxes: dict[int, np.ndarray] = {}
+    total, count = 0.0, 0
+    for index, image in video_frames(dataset):
+        t0 = time.perf_counter()
+        faces, _, _ = video.detect(image, index, detector)
+        total += time.perf_counter() - t0
+        count += 1
+        if index in wanted:
+            boxes[index] = np.asarray(faces.xyxy, np.float32).reshape(-1, 4)
+    return boxes, 1000 * total / max(count, 1)
 
 
 def timed_detect(detector: Any, images: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
@@ -277,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upsample", type=int, default=1, help="dlib CNN upsampling (reference)")
     parser.add_argument("--min-px", type=float, default=None,
                         help="smallest face width scored (default 40; hamilton 24)")
+    parser.add_argument("--video", action="store_true",
+                        help="video datasets: every frame in order through the detect worker's path (tracks, "
+                             "rolling scan); scored on the --every frames")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -311,7 +357,14 @@ def main(argv: list[str] | None = None) -> int:
                          "ms": float("nan")})
         images = [img for _, img, _ in frames]
         for name, detector in detectors:
-            dets, ms = timed_detect(detector, images)
+            if args.video and truth:
+                raise SystemExit(f"--video: {dataset} is a set of photos, not a video")
+            if args.video:
+                by_index, ms = timed_video(detector, dataset, {i for i, _, _ in frames})
+                dets = [by_index[i] for i, _, _ in frames]
+                name = f"{name}@video"
+            else:
+                dets, ms = timed_detect(detector, images)
             sheet = OUT / f"unmatched_{dataset}_{name}.png"
             rows.append({"dataset": dataset, "setting": name, "ref": "dlib", "ms": ms,
                          **score(ref_frames, dets, min_px, sheet)})
@@ -335,12 +388,18 @@ def main(argv: list[str] | None = None) -> int:
         print("\nunmatched detections (look and count the real faces):")
         for s in sheets:
             print("  " + s)
+    missed = [r["missed_sheet"] for r in rows if r.get("missed_sheet")]
+    if missed:
+        print("\nreference faces missed:")
+        for s in missed:
+            print("  " + s)
     if reference.seconds:
         print(f"\nreference: {len(reference.seconds)} frames run, median "
               f"{statistics.median(reference.seconds):.2f} s/frame (upsample {args.upsample})")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         report = {"upsample": args.upsample, "every": args.every, "max_frames": args.max_frames,
+                  "video": args.video,
                   "settings": {n: kv for n, kv in settings}, "rows": rows,
                   "reference_s_per_frame": statistics.median(reference.seconds) if reference.seconds else None}
         args.json.write_text(json.dumps(report, indent=2, default=float))

@@ -8,24 +8,27 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stream.detect.config import DetectorConfig
 from stream.errors import FacestreamError
-from stream.inference.select import EngineConfig
+from stream.inference.config import EngineConfig
 from stream.recognize.appearance import AppearanceConfig
 from stream.recognize.voting import VotingConfig
 from stream.sources.credentials import mask_text
 from stream.track.sort import TrackerConfig
 from stream.web.settings import WebConfig
 
+if TYPE_CHECKING:
+    import yaml
+
 log = logging.getLogger(__name__)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
 
 class ModelConfig(_Section):
@@ -177,18 +180,18 @@ class OutputConfig(_Section):
 
 
 class AppConfig(_Section):
-    model: ModelConfig = ModelConfig()
-    engine: EngineConfig = EngineConfig()
-    detector: DetectorConfig = DetectorConfig()
-    tracker: TrackerConfig = TrackerConfig()
-    voting: VotingConfig = VotingConfig()
-    appearance: AppearanceConfig = AppearanceConfig()
-    recognition: RecognitionConfig = RecognitionConfig()
-    batching: BatchingConfig = BatchingConfig()
-    pipeline: PipelineConfig = PipelineConfig()
-    sources: SourceConfig = SourceConfig()
-    output: OutputConfig = OutputConfig()
-    web: WebConfig = WebConfig()
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    voting: VotingConfig = Field(default_factory=VotingConfig)
+    appearance: AppearanceConfig = Field(default_factory=AppearanceConfig)
+    recognition: RecognitionConfig = Field(default_factory=RecognitionConfig)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    sources: SourceConfig = Field(default_factory=SourceConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
     gallery: Path | None = Field(default=None, description="gallery file (.npz) from `facestream enroll`")
 
 
@@ -203,6 +206,8 @@ def load_config(path: Path | None) -> AppConfig:
         raise FacestreamError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FacestreamError(f"{path}: cannot read config ({exc})") from None
+    import yaml  # here, not at the top: every pipeline process imports this module, few read YAML
+
     try:
         data = yaml.safe_load(text)
         root = yaml.compose(text)
@@ -231,6 +236,8 @@ def load_config(path: Path | None) -> AppConfig:
 
 def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     """1-based line of the YAML node at a pydantic error location, as far as it can be followed."""
+    import yaml
+
     line = None
     for key in loc:
         if isinstance(node, yaml.MappingNode):

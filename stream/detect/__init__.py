@@ -1,6 +1,23 @@
 """Face detection: MediaPipe BlazeFace, offline from the installed package, tiled for large frames."""
 
-from stream.detect.config import DetectorConfig
-from stream.detect.scan import FaceDetector
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stream.detect.config import DetectorConfig
+    from stream.detect.scan import FaceDetector
 
 __all__ = ["DetectorConfig", "FaceDetector"]
+
+# Resolved on first use: the config schema needs DetectorConfig in every process, and importing the
+# detector with it would load OpenCV and the scan code into processes that never detect.
+_HOMES = {"DetectorConfig": "stream.detect.config", "FaceDetector": "stream.detect.scan"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        import importlib
+
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

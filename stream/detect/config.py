@@ -13,7 +13,7 @@ MIN_FACE_SHARE = {"short": 0.15, "full": 0.07}
 
 
 class DetectorConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
     model: Literal["short", "full"] = Field(
         default="full",

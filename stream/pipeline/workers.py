@@ -12,7 +12,6 @@ import queue
 import time
 from typing import Any
 
-import cv2
 import numpy as np
 
 from stream.config.schema import AppConfig
@@ -176,6 +175,8 @@ class SlotPool:
 
 
 def _fit(image: np.ndarray, layout: RingLayout) -> np.ndarray:
+    import cv2  # here: of the processes that import this module, only readers resize
+
     h, w = image.shape[:2]
     if h <= layout.max_height and w <= layout.max_width:
         return image

@@ -19,7 +19,7 @@ UNKNOWN = "__unknown__"
 
 
 class VotingConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
     min_votes: int = Field(default=3, ge=1, le=1000, description="matching observations a name needs to be decided")
     margin: float = Field(default=0.25, ge=0.0, le=1.0,

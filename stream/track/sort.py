@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 class TrackerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
     iou_threshold: float = Field(default=0.25, ge=0.0, le=1.0,
                                  description="least IoU between a predicted track box and a detection to match")
