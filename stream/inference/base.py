@@ -43,6 +43,11 @@ class ReadyEmbeddings:
 class Engine(abc.ABC):
     #: short backend name for logs and benchmarks: "onnxruntime", "tensorrt"
     backend: str = "abstract"
+    #: whether the first call at a large batch costs more than its compute (a GPU's first launch at a
+    #: new shape does), so that start-up should warm one. On ONNX Runtime's CPU path it does not
+    #: (measured: the first batch of 32 after a batch-1 warm-up is as fast as the next), and a
+    #: dummy batch of 32 costs ~0.3 s of CPU while every process is starting.
+    warm_large_batches: bool = False
 
     def __init__(self, manifest: ModelManifest, max_batch: int) -> None:
         if max_batch < 1:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 class TensorRTEngine(Engine):
     backend = "tensorrt"
+    warm_large_batches = True
 
     def __init__(self, model: InstalledModel, *, profile: BatchProfile, engines_dir: Path, workspace_mb: int = 1024,
                  auto_build: bool = True, device: int = 0, backend: CudaBackend | None = None) -> None:

@@ -309,7 +309,8 @@ def embed_main(spec: EmbedSpec, shared: Shared) -> None:
         model = ModelStore().get(spec.model_name, verify=False)
         engine = create_engine(cfg.engine, model)
         engine.load()
-        warm_s = engine.warmup((1, min(cfg.batching.max_batch, engine.max_batch)))
+        largest = min(cfg.batching.max_batch, engine.max_batch)
+        warm_s = engine.warmup((1, largest) if engine.warm_large_batches else (1,))
     spec.engine_info.put({"backend": engine.backend, "model": model.name, "max_batch": engine.max_batch,
                           "warmup_s": round(warm_s, 3)})
     spec.ready.set()
