@@ -65,7 +65,8 @@ def blur_quality(crops: np.ndarray, sharp: float = 150.0) -> np.ndarray:
 
 
 # OpenCV's BGR->gray and 3x3 Laplacian, exactly (tested against cv2): computed here so that the
-# publisher, the one caller, does not load OpenCV (0.25 s of CPU at every start) for them.
+# publisher, the one caller, never loads OpenCV (its import is ~0.1 s of CPU at every start, on 2
+# cores shared by 5 processes); 0.3 ms a 150 px crop against OpenCV's 0.17, for the few embedded.
 _GRAY_WEIGHTS = (3735, 19235, 9798)  # B, G, R in 1/2**15: cv2's fixed-point BT.601
 
 
