@@ -13,10 +13,11 @@ Datasets:
     canvas-third  the same at 1/3
     composed      tests.support.scenes.compose_hd_frames(): 1920x1080 photos collages with true boxes
 
-``--video`` runs the video datasets as the detect worker does (stream.pipeline.workers.VideoFaces: every
-frame in order, the rolling tiled scan, a closer look at every live track, scene cuts, the tracker) and
-scores the frames the reference has; ms/frame is then the mean over every frame. Without it each frame is
-scanned on its own, as a photo: the lower bound, and what ``embed``/``enroll`` get.
+``--video`` runs the video datasets (composed photos stay photos) as the detect worker does
+(stream.pipeline.workers.VideoFaces: every frame in order, the rolling tiled scan, a closer look at every
+live track, scene cuts, the tracker) and scores the frames the reference has; ms/frame is then the mean
+over every frame. Without it each frame is scanned on its own, as a photo: the lower bound, and what
+``embed``/``enroll`` get.
 
 Reference faces we miss go onto a second sheet (``missed_*.png``).
 
@@ -64,17 +65,11 @@ def load_dataset(name: str, every: int, max_frames: int | None
                  ) -> list[tuple[int, np.ndarray, np.ndarray | None]]:
     """[(frame index, BGR image, true boxes or None)]."""
     source: Iterator[tuple[int, np.ndarray, np.ndarray | None]]
-    if name == "hamilton":
-        source = ((i, f, None) for i, f in scenes.clip_frames(every))
-    elif name == "canvas-half":
-        source = ((i, f, None) for i, f in scenes.hamilton_canvas_frames(0.5, every=every))
-    elif name == "canvas-third":
-        source = ((i, f, None) for i, f in scenes.hamilton_canvas_frames(1 / 3, every=every))
-    elif name == "composed":
+    if name == "composed":
         n = max_frames if max_frames is not None else 6
         source = ((i, f, b) for i, (f, b) in enumerate(scenes.compose_hd_frames(n=n)))
     else:
-        raise SystemExit(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+        source = ((i, f, None) for i, f in video_frames(name, every))
     out = []
     for item in source:
         if max_frames is not None and len(out) >= max_frames:
@@ -83,13 +78,13 @@ def load_dataset(name: str, every: int, max_frames: int | None
     return out
 
 
-def video_frames(name: str) -> Iterator[tuple[int, np.ndarray]]:
-    """Every frame of a video dataset, in order."""
+def video_frames(name: str, every: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+    """Every ``every``-th frame of a video dataset, in order."""
     if name == "hamilton":
-        return scenes.clip_frames(1)
+        return scenes.clip_frames(every)
     if name in CANVAS_SCALE:
-        return scenes.hamilton_canvas_frames(CANVAS_SCALE[name], every=1)
-    raise SystemExit(f"--video: {name} is not a video dataset")
+        return scenes.hamilton_canvas_frames(CANVAS_SCALE[name], every=every)
+    raise SystemExit(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
 
 
 # -- reference ------------------------------------------------------------------------------------------
@@ -273,7 +268,8 @@ def score(frames: list[tuple[int, np.ndarray, np.ndarray]], dets: list[np.ndarra
     if sheet is not None and crops:
         result["sheet"] = str(contact_sheet(crops, sheet))
     if sheet is not None and missed_crops:
-        result["missed_sheet"] = str(contact_sheet(missed_crops, sheet.with_name("missed_" + sheet.name[10:])))
+        missed_sheet = sheet.with_name(sheet.name.replace("unmatched_", "missed_", 1))
+        result["missed_sheet"] = str(contact_sheet(missed_crops, missed_sheet))
     return result
 
 
@@ -357,9 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                          "ms": float("nan")})
         images = [img for _, img, _ in frames]
         for name, detector in detectors:
-            if args.video and truth:
-                raise SystemExit(f"--video: {dataset} is a set of photos, not a video")
-            if args.video:
+            if args.video and not truth:  # photos (composed) are scanned as photos either way
                 by_index, ms = timed_video(detector, dataset, {i for i, _, _ in frames})
                 dets = [by_index[i] for i, _, _ in frames]
                 name = f"{name}@video"
