@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.errors import FacestreamError
 from stream.faces import Faces
+from stream.images import read_image as read_image  # the one photo reader; here too for old callers
 from stream.models.manifest import AlignmentTemplate, ModelManifest
 
 log = logging.getLogger(__name__)
@@ -82,20 +82,6 @@ class FaceAligner:
             cv2.warpAffine(image_bgr, matrix, (w, h), dst=crops[i], flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         return faces.with_(crops=crops)
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Read an image as BGR uint8, or raise a one-line error naming the file."""
-    path = Path(path)
-    if not path.exists():
-        raise FacestreamError(f"{path}: not found")
-    if not path.is_file():
-        raise FacestreamError(f"{path}: not a file")
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise FacestreamError(f"{path}: not an image OpenCV can decode")
-    return image
 
 
 def _detected(paths: Iterable[Path], detector=None) -> Iterator[tuple[Path, np.ndarray, Faces]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from stream.cvpath import opencv_path
 from stream.errors import FacestreamError
 from stream.faces import Faces
 
@@ -43,7 +44,7 @@ class VideoAnnotationWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.size = size
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps or 25.0, size)
+        self._writer = cv2.VideoWriter(opencv_path(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps or 25.0, size)
         if not self._writer.isOpened():
             raise FacestreamError(f"{self.path}: cannot write video here")
         self.frames = 0

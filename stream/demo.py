@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 
+from stream.cvpath import opencv_path
 from stream.errors import FacestreamError
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,13 @@ def demo_photo() -> Path:
 
 def render_demo_video(photo: Path, out: Path) -> Path:
     """A 5 s 640x360 clip: the photo drifting, zooming, tilting and dimming, then leaving the frame."""
-    image = cv2.imread(str(photo))
-    if image is None:
-        raise FacestreamError(f"{photo}: cannot read the demo photo")
+    from stream.images import read_image
+
+    image = read_image(photo)
     h, w = image.shape[:2]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), FPS, SIZE)
+    writer = cv2.VideoWriter(opencv_path(tmp), cv2.VideoWriter_fourcc(*"mp4v"), FPS, SIZE)
     if not writer.isOpened():
         raise FacestreamError(f"{tmp}: cannot write the demo video")
     try:

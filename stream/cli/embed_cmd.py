@@ -27,8 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.align import FaceAligner, read_image
+    from stream.align import FaceAligner
     from stream.detect import DetectorConfig, FaceDetector
+    from stream.images import read_image
 
     model = load_model(args.model)
     aligner = FaceAligner.for_model(model.manifest)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from stream.cli.common import add_model_arg, cpu_engine, load_model
 from stream.errors import FacestreamError
+from stream.recognize.names import check_name, show
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gallery", required=True, type=Path, help="gallery file (.npz); created if absent")
     p.add_argument("--name", help="identity for the IMAGEs (omit when enrolling a DIR of sub-folders)")
     p.add_argument("--remove", action="append", default=[], metavar="NAME",
-                   help="delete this person from the gallery (repeatable; give no IMAGE|DIR)")
+                   help="delete this person from the gallery, with the photos added on the web page and the "
+                        "strangers named as them (repeatable; give no IMAGE|DIR)")
+    p.add_argument("--unknowns", type=Path, metavar="DIR",
+                   help="with --remove: the saved unknown tracks folder (run --save-unknowns DIR) whose "
+                        ".named/ strangers to delete too (found from the gallery's own paths without it)")
     p.add_argument("inputs", nargs="*", type=Path, metavar="IMAGE|DIR")
     add_model_arg(p)
     p.set_defaults(func=run)
@@ -61,10 +66,11 @@ def collect(args: argparse.Namespace) -> list[tuple[str, Path]]:
         if not people:
             raise FacestreamError(f"{root}: no per-person sub-folders found")
         for person in people:
+            name = check_name(person.name, "folder name", shown_as=show(str(person)))
             images = sorted(p for p in person.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not images:
                 log.warning("%s: no images", person)
-            pairs.extend((person.name, img) for img in images)
+            pairs.extend((name, img) for img in images)
     return pairs
 
 
@@ -82,19 +88,26 @@ def aligned_crops(folder: Path, size: tuple[int, int]) -> list[Path] | None:
     tracks = read_tracks(folder)
     if tracks:
         return [p for t in tracks for p in t.crops]
-    import cv2
+    from stream.images import image_size
 
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         return None
-    for path in images:
-        img = cv2.imread(str(path))
-        if img is None or (img.shape[1], img.shape[0]) != size:
+    for path in images:  # the headers say the sizes: nothing is decoded to decide
+        try:
+            header = image_size(path)
+        except FacestreamError:
+            return None
+        if (header.width, header.height) != size:
             return None
     return images
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.name is not None:  # before any photo is read: the name is the gallery's key and a folder
+        args.name = check_name(args.name)
+    if args.unknowns is not None and not args.remove:
+        raise FacestreamError("--unknowns goes with --remove")
     if args.remove:
         if args.inputs or args.name:
             raise FacestreamError("--remove takes no --name or IMAGE|DIR: enroll and remove in separate commands")
@@ -107,19 +120,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_remove(args: argparse.Namespace) -> int:
-    from stream.recognize.gallery import edit_gallery
+    from stream.recognize.forget import forget_people
+    from stream.recognize.gallery import Gallery
 
     if not args.gallery.exists():
         raise FacestreamError(f"{args.gallery}: gallery not found")
     # No model needed: removing rows keeps the gallery's embedding space as it is.
-    with edit_gallery(args.gallery, None, create=False) as gallery:
-        missing = [name for name in args.remove if name not in gallery.names]
-        if missing:
-            raise FacestreamError(f"{args.gallery}: no one named {', '.join(missing)} "
-                                  f"(enrolled: {', '.join(gallery.identities()) or 'nobody'}); gallery unchanged")
-        removed = sum(gallery.remove(name) for name in args.remove)
-    print(f"{args.gallery}: removed {', '.join(args.remove)} ({removed} embedding(s)); "
-          f"gallery now has {len(gallery.identities())} identities")
+    forgotten = forget_people(args.gallery, args.remove, args.unknowns)
+    print(f"{args.gallery}: {'; '.join(f.message() for f in forgotten)}; "
+          f"gallery now has {len(Gallery.load(args.gallery).identities())} identities")
     return 0
 
 
@@ -135,7 +144,7 @@ def _run_crops(args: argparse.Namespace) -> int:
     """--name NAME CLUSTER_DIR...: the crops were aligned by the run that saved them; embed them as they are."""
     import numpy as np
 
-    from stream.align import read_image
+    from stream.images import read_image
     from stream.recognize.gallery import edit_gallery
 
     model = load_model(args.model)
@@ -165,12 +174,14 @@ def _run_crops(args: argparse.Namespace) -> int:
 
 
 def _run_photos(args: argparse.Namespace) -> int:
-    from stream.align import FaceAligner, read_image
+    from stream.align import FaceAligner
     from stream.detect import FaceDetector
+    from stream.images import check_image, read_image
     from stream.recognize.gallery import edit_gallery
 
     pairs = collect(args)
-    images = [(name, path, read_image(path)) for name, path in pairs]  # all decode, or nothing is written
+    for _, path in pairs:  # every header checked before the models load; the gallery is written only at the end
+        check_image(path)
     model = load_model(args.model)
     _check_existing(args.gallery, model.manifest)
     aligner = FaceAligner.for_model(model.manifest)
@@ -178,7 +189,8 @@ def _run_photos(args: argparse.Namespace) -> int:
     enrolled: list[tuple[str, object, Path]] = []
     skipped = 0
     with FaceDetector() as detector, cpu_engine(model) as engine:
-        for name, path, image in images:
+        for name, path in pairs:  # one decoded photo in memory at a time
+            image = read_image(path)
             faces = detector.detect(image)
             if len(faces) != 1:
                 why = "no face found" if not len(faces) else f"{len(faces)} faces found (need exactly one)"

@@ -107,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
         if config.gallery is None:
             config = config.model_copy(update={"gallery": gallery})
     sources = parse_sources(texts)
+    if args.annotate is not None:  # checked here, not in the publisher that opens it mid-run
+        from stream.cvpath import opencv_path
+
+        opencv_path(args.annotate)
     summary = run_pipeline(config, sources, annotate=args.annotate,
                            progress=not args.no_progress and sys.stderr.isatty(),
                            log_level=args.log_level)
@@ -129,7 +133,25 @@ def format_summary(s: dict) -> str:
             f"({s.get('embedded', 0)} embedded), {s.get('tracks', 0)} tracks, {s.get('fps', 0):.1f} fps; "
             f"latency p50 {lat.get('p50', 0):.0f} ms p95 {lat.get('p95', 0):.0f} ms; "
             f"ms/frame: {split}; identities: {', '.join(named) or 'none'}; "
-            f"engine {(s.get('engine') or {}).get('backend', '?')}{_restarts(s)}")
+            f"engine {(s.get('engine') or {}).get('backend', '?')}{_not_processed(s)}{_restarts(s)}{_mqtt(s)}")
+
+
+def _not_processed(s: dict) -> str:
+    """Frames a live camera sent that were not processed, each kind apart: dropped by the newest-frame
+    policy (by design under load) and corrupt (undecodable, skipped); lost ones go with the restarts."""
+    counts = {kind: int(s.get(kind) or 0) for kind in ("dropped", "corrupt")}
+    if not any(counts.values()):
+        return ""
+    return "; frames " + ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+
+
+def _mqtt(s: dict) -> str:
+    """MQTT's totals over every publisher of the run, in the summary line (a loss is not only in the log)."""
+    mqtt = s.get("mqtt")
+    if not mqtt:
+        return ""
+    return (f"; mqtt: {mqtt['published']} published ({mqtt['acked']} acknowledged), "
+            f"{mqtt['dropped']} dropped")
 
 
 def _restarts(s: dict) -> str:

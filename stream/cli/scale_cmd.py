@@ -11,8 +11,6 @@ import sys
 import threading
 from pathlib import Path
 
-from stream.errors import FacestreamError
-
 log = logging.getLogger(__name__)
 
 
@@ -54,14 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_site(args: argparse.Namespace) -> int:
-    from stream.distributed.driver import SiteDriver
+    from stream.distributed.driver import SiteDriver, stop_report
     from stream.distributed.site import load_site_config
 
     site = load_site_config(args.config)
     if args.gallery:
         site = site.model_copy(update={"gallery": args.gallery})
-    if site.gallery is not None and not Path(site.gallery).exists():
-        raise FacestreamError(f"{site.gallery}: gallery not found")
+    if site.gallery is not None:
+        _check_gallery(site.gallery)
     driver = SiteDriver(site, args.publish, address=args.address, status_every_s=args.status_every,
                         metrics_port=args.metrics_port)
     stop = threading.Event()
@@ -78,9 +76,15 @@ def run_site(args: argparse.Namespace) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
         summaries = driver.stop()
-    print(f"facestream: site stopped; {sum(s.get('frames', 0) for s in summaries.values())} frames in "
-          f"{len(summaries)} shard(s)", file=sys.stderr)
+    print(f"facestream: {stop_report(summaries, driver.shards)}", file=sys.stderr)
     return 0
+
+
+def _check_gallery(path: Path) -> None:
+    """Not found, or not exactly a gallery: one line here, before any node or shard starts."""
+    from stream.recognize.gallery import Gallery
+
+    Gallery.load(path)
 
 
 def run_batch(args: argparse.Namespace) -> int:
@@ -90,8 +94,8 @@ def run_batch(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     gallery = args.gallery or config.gallery
-    if gallery is not None and not Path(gallery).exists():
-        raise FacestreamError(f"{gallery}: gallery not found")
+    if gallery is not None:
+        _check_gallery(gallery)
     videos = collect_videos(args.inputs)
     gpus = args.num_gpus if args.num_gpus is not None else (1.0 if config.engine.kind == "tensorrt" else 0.0)
     result = batch(videos, args.out, config.model_dump(mode="json"), gallery, address=args.address,

@@ -25,16 +25,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from stream.config.schema import load_config
     from stream.web.app import WebContext, create_app
+    from stream.web.guard import HostPolicy
     from stream.web.people import PhotoEnroller
-    from stream.web.server import WebServer, resolve_token
+    from stream.web.server import WebServer, parse_bind, resolve_token
 
     config = load_config(args.config)
+    if args.gallery.exists():  # a file that is not a gallery: one line now, not a 400 on every page load
+        from stream.recognize.gallery import Gallery
+
+        Gallery.load(args.gallery)
     token = resolve_token(config.web.token)
-    enroller = PhotoEnroller(config.model.name, args.gallery)
+    enroller = PhotoEnroller(config.model.name, args.gallery, config.photos.max_megapixels)
     ctx = WebContext(gallery=args.gallery, unknowns=args.unknowns, enroller=enroller, token=token,
-                     title="facestream gallery")
+                     title="facestream gallery", hosts=HostPolicy.for_bind(parse_bind(args.http)[0],
+                                                                           config.web.allowed_hosts))
     server = WebServer(create_app(ctx), args.http, token).start()
-    print(f"facestream: gallery page on {server.url} (Ctrl-C to stop)", file=sys.stderr)
+    print(f"facestream: gallery page on {server.where} (Ctrl-C to stop)", file=sys.stderr)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="only events whose topic starts with this (e.g. identity. or identity.cam1); repeatable")
     p.add_argument("--out", type=Path, metavar="FILE.jsonl", help="append events here instead of stdout")
     p.add_argument("--count", type=int, help="exit after this many events")
-    p.add_argument("--timeout", type=float, help="exit when no event arrives for this many seconds")
+    p.add_argument("--timeout", type=float,
+                   help="exit when no event arrives for this many seconds (an error if no publisher ever answered)")
     p.add_argument("--server-key", type=Path, metavar="FILE.key",
                    help="the publisher's CURVE public key (with --client-key: encrypted, authenticated)")
     p.add_argument("--client-key", type=Path, metavar="FILE.key_secret",
@@ -25,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from stream.errors import FacestreamError
     from stream.events.sinks import JsonlSink
     from stream.events.subscriber import EventSubscriber
 
@@ -40,11 +42,16 @@ def run(args: argparse.Namespace) -> int:
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, on_signal)
     last = time.monotonic()
+    problem = None
     try:
         while not stop and (args.count is None or sub.received < args.count):
             event = sub.receive(timeout_s=0.2)
             if event is None:
+                if sub.refused:  # libzmq would retry the same refused handshake forever
+                    problem = sub.refused
+                    break
                 if args.timeout is not None and time.monotonic() - last > args.timeout:
+                    problem = sub.silence() if sub.received == 0 else None
                     break
                 continue
             last = time.monotonic()
@@ -56,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
         if sink is not None:
             sink.close()
         sub.close()
-        print(f"facestream subscribe: {sub.received} events, {sub.gaps} missed, {sub.invalid} invalid",
-              file=sys.stderr)
+        if problem is None:
+            print(f"facestream subscribe: {sub.received} events, {sub.gaps} missed, {sub.invalid} invalid",
+                  file=sys.stderr)
+    if problem is not None:
+        raise FacestreamError(f"{args.connect}: {problem}")
     return 0

@@ -8,6 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from stream.cvpath import opencv_path
+from stream.errors import FacestreamError
+from stream.images import read_image
+
 
 def contact_sheet(images: list[np.ndarray], cell: int = 112, columns: int = 8, pad: int = 2) -> np.ndarray:
     """BGR grid of ``images`` resized to ``cell`` px squares; black where the last row is short."""
@@ -25,6 +29,11 @@ def contact_sheet(images: list[np.ndarray], cell: int = 112, columns: int = 8, p
 
 
 def write_contact_sheet(paths: list[Path], out: Path, **kwargs) -> None:
-    images = [img for img in (cv2.imread(str(p)) for p in paths) if img is not None]
-    if not cv2.imwrite(str(out), contact_sheet(images, **kwargs)):
+    images = []
+    for path in paths:
+        try:
+            images.append(read_image(path))
+        except FacestreamError:  # a crop that cannot be read leaves its cell out, as before
+            continue
+    if not cv2.imwrite(opencv_path(out), contact_sheet(images, **kwargs)):
         raise OSError(f"{out}: cannot write the contact sheet")

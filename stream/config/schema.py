@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from stream.config.limits import SettingError
 from stream.detect.config import DetectorConfig
 from stream.errors import FacestreamError
+from stream.images import PhotosConfig
 from stream.inference.config import EngineConfig
 from stream.recognize.appearance import AppearanceConfig
 from stream.recognize.voting import VotingConfig
@@ -116,6 +118,11 @@ class OutputConfig(_Section):
     publish_client_keys: Path | None = Field(
         default=None, description="CURVE: folder of the allowed subscribers' public NAME.key files",
     )
+    publish_connect_keys: Path | None = Field(
+        default=None,
+        description="CURVE, with publish_connect: folder with the proxy's public server.key and this "
+                    "publisher's client.key_secret (`facestream cluster run` gives each shard its site's)",
+    )
     events_out: Path | None = Field(default=None, description="append events as JSON lines to this file")
     mqtt: str | None = Field(
         default=None,
@@ -176,6 +183,8 @@ class OutputConfig(_Section):
             raise ValueError(f"publish_server_key: {key}: file not found")
         if clients is not None and not clients.is_dir():
             raise ValueError(f"publish_client_keys: {clients}: folder not found")
+        if self.publish_connect_keys is not None and not self.publish_connect:
+            raise ValueError("publish_connect_keys is for publish_connect (a site's proxy): set both or neither")
         return self
 
 
@@ -192,7 +201,15 @@ class AppConfig(_Section):
     sources: SourceConfig = Field(default_factory=SourceConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     web: WebConfig = Field(default_factory=WebConfig)
+    photos: PhotosConfig = Field(default_factory=PhotosConfig)
     gallery: Path | None = Field(default=None, description="gallery file (.npz) from `facestream enroll`")
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> AppConfig:
+        from stream.config.limits import check_limits
+
+        check_limits(self)  # a SettingError is a ValueError: pydantic reports it, load_config finds its line
+        return self
 
 
 def load_config(path: Path | None) -> AppConfig:
@@ -208,13 +225,16 @@ def load_config(path: Path | None) -> AppConfig:
         raise FacestreamError(f"{path}: cannot read config ({exc})") from None
     import yaml  # here, not at the top: every pipeline process imports this module, few read YAML
 
+    from stream.config.yaml_doc import DuplicateKey, load_document
+
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
+        data, root = load_document(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise FacestreamError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except DuplicateKey as exc:
+        raise FacestreamError(f"{path}: {exc}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -224,22 +244,27 @@ def load_config(path: Path | None) -> AppConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = [str(p) for p in err["loc"]]
-        line = _line_of(root, err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        value = "" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"
+        bound = (err.get("ctx") or {}).get("error")
+        if isinstance(bound, SettingError):  # a bound over several settings: shown at the one it names
+            loc, msg, value = list(bound.loc), bound.message, ""
+        # An unknown key is shown at the key; a wrong value at the value, which may be lines below it.
+        line = _line_of(root, tuple(loc), at_value=err["type"] != "extra_forbidden")
         where = f" line {line}" if line else ""
-        msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        value = "" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"
         # a URL's password (output.mqtt) never goes into the error line
         raise FacestreamError(mask_text(f"{path}:{where} {'.'.join(loc)}: {msg}{value}")) from None
 
 
-def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
-    """1-based line of the YAML node at a pydantic error location, as far as it can be followed."""
+def _line_of(node: yaml.Node | None, loc: tuple, at_value: bool = True) -> int | None:
+    """1-based line of the YAML node at a pydantic error location, as far as it can be followed: its
+    value's line (``at_value``) or its key's."""
     import yaml
 
     line = None
-    for key in loc:
+    for depth, key in enumerate(loc):
         if isinstance(node, yaml.MappingNode):
             found = None
             for k, v in node.value:
@@ -249,6 +274,8 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
             if found is None:
                 return line
             node = found
+            if at_value and depth == len(loc) - 1:
+                line = node.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
             node = node.value[key]
             line = node.start_mark.line + 1

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: Smallest face each BlazeFace model finds reliably, as a share of the image's long side (it
 #: letterboxes to 128 or 192 px). Measured on tests/media photos shrunk onto gray canvases: the
 #: full-range model finds faces down to ~0.05, the short-range one down to ~0.12; with margin:
 MIN_FACE_SHARE = {"short": 0.15, "full": 0.07}
+
+#: Each model's square input (``blazeface.MODELS``; tested to agree). A tile smaller than this is
+#: only magnified, so a face under ``MIN_FACE_SHARE`` of it is below what the model can see at all.
+MODEL_INPUT_PX = {"short": 128, "full": 192}
+
+
+def min_face_floor(model: Literal["short", "full"]) -> int:
+    """The smallest ``min_face_px`` worth tiling for: smaller tiles only magnify pixels, at a cost
+    that grows with the inverse square (1 px took a 1080p run to 18.9 GB at 0.4 fps)."""
+    return math.ceil(MODEL_INPUT_PX[model] * MIN_FACE_SHARE[model])
 
 
 class DetectorConfig(BaseModel):
@@ -34,7 +45,13 @@ class DetectorConfig(BaseModel):
     min_face_px: int = Field(
         default=24, ge=0, le=4096,
         description="faces narrower than this (pixels) are ignored; tiles are sized so faces this small are "
-                    "found (smaller = more tiles per scan)",
+                    "found (smaller = more tiles per scan); at least 14 (full) or 20 (short), what the model "
+                    "sees in its input; 0: no tiles and no size filter",
+    )
+    max_tiles: int = Field(
+        default=2000, ge=1, le=100_000,
+        description="most tiles one scan of a frame may need (the plan for the largest live frame is checked "
+                    "at start; larger photos and files are scanned in coarser tiles)",
     )
     tiling: Literal["auto", "off"] = Field(
         default="auto",
@@ -62,6 +79,43 @@ class DetectorConfig(BaseModel):
         description="a new face from the scan must be found again on a closer look at its region (fewer "
                     "false faces for one extra detector call on frames with new candidates)",
     )
+
+    @field_validator("min_face_px")
+    @classmethod
+    def _visible(cls, value: int, info) -> int:
+        model = info.data.get("model")
+        if model is None:  # the model's own error is reported instead
+            return value
+        floor = min_face_floor(model)
+        if 0 < value < floor:
+            raise ValueError(f"the {model}-range model cannot see faces under {floor} px (its {MODEL_INPUT_PX[model]}"
+                             f" px input): use at least {floor}, or 0 for one whole-frame pass")
+        return value
+
+
+def scan_tile_count(config: DetectorConfig, width: int, height: int, min_face_px: int | None = None) -> int:
+    """Tiles one full scan of a ``width`` x ``height`` frame takes under ``config``."""
+    if config.tiling == "off":
+        return 1
+    from stream.detect.tiles import plan_tiles
+
+    px = config.min_face_px if min_face_px is None else min_face_px
+    return len(plan_tiles(width, height, px, MIN_FACE_SHARE[config.model]))
+
+
+def fitting_min_face_px(config: DetectorConfig, width: int, height: int) -> int:
+    """The smallest ``min_face_px`` (not below the configured one) whose plan fits ``max_tiles``."""
+    low, high = max(1, config.min_face_px), max(1, config.min_face_px)
+    while scan_tile_count(config, width, height, high) > config.max_tiles:
+        low, high = high, high * 2
+    # The count falls as min_face_px grows (larger tiles): bisect for the first that fits.
+    while low < high:
+        mid = (low + high) // 2
+        if scan_tile_count(config, width, height, mid) > config.max_tiles:
+            low = mid + 1
+        else:
+            high = mid
+    return high
 
 
 #: MediaPipe's score threshold per model: its face-detection graphs fix these (they ignore the

@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from stream.detect.closer_look import look_closer
-from stream.detect.config import DetectorConfig, single_pass_detector
+from stream.detect.config import DetectorConfig, fitting_min_face_px, single_pass_detector
 from stream.detect.merge import merge_faces, overlap_of_smaller
 from stream.detect.tiles import plan_tiles, rolling_schedule
 from stream.faces import Faces, concat_faces
@@ -22,6 +22,7 @@ from stream.faces import Faces, concat_faces
 log = logging.getLogger(__name__)
 
 _EDGE_PX = 2.0  # a box this close to a tile's inner edge is a face cut by it
+_BATCH_TILES = 64  # a default 1080p scan (35 tiles) stays one call
 
 
 class ScanPlanner:
@@ -76,8 +77,17 @@ class FaceDetector:
         key = (width, height)
         if key not in self._tiles:
             whole_only = self.config.tiling == "off"
-            self._tiles[key] = plan_tiles(width, height, 0 if whole_only else self.config.min_face_px,
-                                          self.model.min_face_share)
+            min_face_px = 0 if whole_only else self.config.min_face_px
+            tiles = plan_tiles(width, height, min_face_px, self.model.min_face_share)
+            if len(tiles) > self.config.max_tiles:
+                # The config check covers the largest live frame; a larger photo or file is scanned
+                # in coarser tiles rather than in a batch that exhausts memory.
+                coarser = fitting_min_face_px(self.config, width, height)
+                log.warning("detector: a %dx%d frame would take %d tiles (detector.max_tiles %d); scanned for "
+                            "faces of %d px and up instead of %d", width, height, len(tiles),
+                            self.config.max_tiles, coarser, min_face_px)
+                tiles = plan_tiles(width, height, coarser, self.model.min_face_share)
+            self._tiles[key] = tiles
             log.info("detector: %dx%d frames scanned as %d tile(s)", width, height, len(self._tiles[key]))
         return self._tiles[key]
 
@@ -135,9 +145,13 @@ class FaceDetector:
         h, w = image.shape[:2]
         parts: list[Faces] = []
         cuts: list[np.ndarray] = []
-        # One batched call for all the tiles (the ONNX runtime runs them as one batch).
+        # Batched calls (the ONNX runtime runs each as one batch), of at most _BATCH_TILES so that a
+        # large scan's activations stay bounded.
         self.calls += len(tiles)
-        looks = self.model.detect_many([image[y0:y1, x0:x1] for x0, y0, x1, y1 in tiles], 0)
+        looks = []
+        for start in range(0, len(tiles), _BATCH_TILES):
+            chunk = tiles[start:start + _BATCH_TILES]
+            looks += self.model.detect_many([image[y0:y1, x0:x1] for x0, y0, x1, y1 in chunk], 0)
         for (x0, y0, x1, y1), faces in zip(tiles, looks):
             if not len(faces):
                 continue

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from stream.distributed.deps import node_identity, require_ray
+from stream.distributed.deps import init_ray, node_identity, require_ray
 from stream.errors import FacestreamError
 from stream.sources.spec import VIDEO_FILE_SUFFIXES
 
@@ -91,14 +91,20 @@ def run_video(source: str | bytes, name: str, suffix: str, pipeline_config: dict
              "--tracks-out", str(work / "tracks.txt"), "--summary-json", str(work / "summary.json")],
             capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         if proc.returncode != 0:
-            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("facestream:")]
-            return {"ok": False, "reason": (lines[-1] if lines else proc.stderr.strip()[-300:]) or
-                    f"exit status {proc.returncode}"}
+            return {"ok": False, "reason": failure_reason(proc.stderr, proc.returncode)}
         summary = json.loads((work / "summary.json").read_text())
         summary["node"] = node_identity()
         summary["wall_s"] = round(time.time() - started, 2)
         return {"ok": True, "events": _read(work / "events.jsonl"), "tracks": _read(work / "tracks.txt"),
                 "summary": summary}
+
+
+def failure_reason(stderr: str, returncode: int) -> str:
+    """The run's own error line, without its ``facestream: `` prefix (the report adds its own)."""
+    lines = [ln for ln in stderr.strip().splitlines() if ln.startswith("facestream: ")]
+    if lines:
+        return lines[-1].removeprefix("facestream: ")
+    return stderr.strip()[-300:] or f"exit status {returncode}"
 
 
 def _read(path: Path) -> str:
@@ -133,7 +139,7 @@ def run_batch(videos: list[Video], out: Path, pipeline_config: dict[str, Any], g
         return {"done": 0, "skipped": skipped, "failed": failed}
     started_ray = not ray.is_initialized()
     if started_ray:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        init_ray(ray, address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         gallery_ref = ray.put(gallery.read_bytes()) if gallery is not None else None
         task = ray.remote(run_video).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=1,

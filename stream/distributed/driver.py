@@ -22,8 +22,8 @@ from typing import Any
 
 import zmq
 
-from stream.distributed.deps import require_ray
-from stream.distributed.proxy import EventProxy
+from stream.distributed.deps import init_ray, require_ray
+from stream.distributed.proxy import EventProxy, SiteKeys
 from stream.distributed.shard import ShardRunner
 from stream.distributed.site import SiteConfig, site_shards
 from stream.events.schema import Event
@@ -47,7 +47,43 @@ class ShardState:
     down_since: float | None = None
     restarts: int = 0
     failed: str | None = None  # the run exited on its own: its log's last lines
+    failed_at: float | None = None
     pending: Any = None  # the status call in flight
+    down_total_s: float = 0.0  # over the periods it was down and came back
+
+    def went_down(self, now: float) -> None:
+        if self.down_since is None:
+            self.down_since = now
+
+    def came_up(self, now: float) -> None:
+        if self.down_since is not None:
+            self.down_total_s += now - self.down_since
+            self.down_since = None
+
+    def downtime(self, now: float) -> float:
+        """Seconds it was down (or gone for good) so far."""
+        if self.failed_at is not None:
+            return self.down_total_s + now - self.failed_at
+        return self.down_total_s + (now - self.down_since if self.down_since is not None else 0.0)
+
+
+def stop_report(summaries: dict[str, dict], shards: dict[str, ShardState], now: float | None = None) -> str:
+    """The site's last line: frames, and every shard that was down, for how long, and why."""
+    now = time.time() if now is None else now
+    frames = sum(s.get("frames", 0) for s in summaries.values())
+    notes = []
+    for name, shard in shards.items():
+        down = shard.downtime(now)
+        if shard.failed:
+            notes.append(f"{name} ended early, {down:.1f} s before the stop ({shard.failed.splitlines()[0][:200]})")
+        elif down > 0:
+            restarts = f", {shard.restarts} restart(s)" if shard.restarts else ""
+            still = ", down at the stop" if shard.down_since is not None else ""
+            notes.append(f"{name} down {down:.1f} s{restarts}{still}")
+        if "error" in summaries.get(name, {}):
+            notes.append(f"{name} gave no summary ({summaries[name]['error']})")
+    line = f"site stopped; {frames} frames in {len(summaries)} shard(s)"
+    return f"{line}; {'; '.join(notes)}" if notes else f"{line}; every shard up throughout"
 
 
 class SiteMetrics:
@@ -82,9 +118,16 @@ class SiteDriver:
         self._started_ray = not self.ray.is_initialized()
         if self._started_ray:
             # Ray's own address rules: --address, else RAY_ADDRESS, else a new local instance
-            self.ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                          configure_logging=False)
-        self.proxy = EventProxy(site.sharding.events_bind, publish, sndhwm=site.output.sndhwm)
+            init_ray(self.ray, address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        # The shards' side is reachable from the network: CURVE with keys made for this run only.
+        self.keys = SiteKeys.make()
+        try:
+            self.proxy = EventProxy(site.sharding.events_bind, publish, sndhwm=site.output.sndhwm,
+                                    shard_keys=self.keys, server_key=site.output.publish_server_key,
+                                    client_keys=site.output.publish_client_keys)
+        except BaseException:
+            self.keys.remove()
+            raise
         bound_host, _, port = self.proxy.inbound.removeprefix("tcp://").rpartition(":")
         # bound to every interface: the shards on other nodes reach it at this node's address
         host = site.sharding.events_host or (bound_host if bound_host not in ("0.0.0.0", "[::]", "*")
@@ -99,6 +142,8 @@ class SiteDriver:
         self._tap_thread.start()
         self._site_pub = zmq.Context.instance().socket(zmq.PUB)
         self._site_pub.setsockopt(zmq.LINGER, 0)
+        for option, value in self.keys.client_options().items():
+            self._site_pub.setsockopt(option, value)
         self._site_pub.connect(self.proxy.inbound)
         self._site_seq = 0
         self._gallery_id = None
@@ -114,7 +159,7 @@ class SiteDriver:
             actor = actor_class.options(
                 name=f"facestream-{name}", num_cpus=sharding.num_cpus, num_gpus=self.site.gpus_per_shard(),
                 max_restarts=sharding.max_restarts, scheduling_strategy="SPREAD",
-            ).remote(name, cameras, config, self.events_endpoint, gallery)
+            ).remote(name, cameras, config, self.events_endpoint, gallery, None, self.keys.for_shard())
             self.shards[name] = ShardState(name, [c.partition("=")[0] for c in cameras], actor)
         log.warning("site: %d camera(s) in %d shard(s); events on %s", len(self.site.cameras), len(self.shards),
                     self.proxy.outbound)
@@ -148,6 +193,8 @@ class SiteDriver:
             return
         if not status["running"]:
             shard.failed = f"run exited {status['returncode']}: {status.get('log_tail', '')}"
+            shard.failed_at = shard.down_since or time.time()
+            shard.down_since = None
             shard.up = False
             log.error("site: %s stopped on its own (%s); its cameras are down", shard.name, shard.failed)
             return
@@ -159,13 +206,14 @@ class SiteDriver:
                             time.time() - shard.down_since, " (another node)" if moved else "")
             else:
                 log.info("site: %s up on %s", shard.name, status["node_ip"])
-            shard.up, shard.down_since, shard.since = True, None, time.time()
+            shard.came_up(time.time())
+            shard.up, shard.since = True, time.time()
         shard.node_ip, shard.node_id = status["node_ip"], status["node_id"]
 
     def _mark_down(self, shard: ShardState, why: str) -> None:
         if shard.up or shard.down_since is None:
             log.warning("site: %s down (%s); cameras %s", shard.name, why, ", ".join(shard.cameras))
-            shard.down_since = shard.down_since or time.time()
+            shard.went_down(time.time())
         shard.up = False
         if why != "not answering":
             shard.pending = None  # ask again next round: a restarted actor answers a new call
@@ -264,6 +312,7 @@ class SiteDriver:
         self._tap_thread.join(timeout=2)
         self._site_pub.close(0)
         self.proxy.close()
+        self.keys.remove()
         if self._started_ray:
             self.ray.shutdown()
         return summaries

@@ -44,7 +44,8 @@ class ShardRunner:
     """The plain class a Ray actor wraps (``ray.remote(ShardRunner)``); also usable without Ray."""
 
     def __init__(self, name: str, cameras: list[str], pipeline_config: dict[str, Any], events_endpoint: str,
-                 gallery: bytes | None, extra_args: list[str] | None = None) -> None:
+                 gallery: bytes | None, extra_args: list[str] | None = None,
+                 keys: dict[str, bytes] | None = None) -> None:
         self.name = name
         self.cameras = cameras
         self.started = time.time()
@@ -53,7 +54,8 @@ class ShardRunner:
         output = config.setdefault("output", {})
         output.update({"publish": events_endpoint, "publish_connect": True, "origin": name,
                        "publish_server_key": None, "publish_client_keys": None, "metrics_port": None,
-                       "mqtt_client_id": None})  # one client id shared by shards: the broker would drop all but one
+                       "mqtt_client_id": None,  # one client id shared by shards: the broker would drop all but one
+                       "publish_connect_keys": self._write_keys(keys) if keys else None})
         config.setdefault("web", {})["http"] = None  # the picture stays on the node; the site has its own page
         self.gallery = self.dir / "gallery.npz"
         if gallery:
@@ -74,6 +76,16 @@ class ShardRunner:
                                      stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         log.info("%s: run started (pid %d) for %s", name, self.proc.pid,
                  ", ".join(c.partition("=")[0] for c in cameras))
+
+    def _write_keys(self, keys: dict[str, bytes]) -> str:
+        """The site's keys for the proxy (its public key, this shard's keypair), private to this run."""
+        folder = self.dir / "keys"
+        folder.mkdir(mode=0o700)
+        for file_name, data in keys.items():
+            fd = os.open(folder / file_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        return str(folder)
 
     def _write_gallery(self, data: bytes) -> None:
         tmp = self.gallery.with_name(self.gallery.name + ".tmp")

@@ -23,7 +23,8 @@ class ShardingConfig(BaseModel):
     max_restarts: int = Field(default=-1, ge=-1, le=10_000,
                               description="times Ray restarts a shard whose node died (-1: always)")
     events_bind: str = Field(default="tcp://0.0.0.0:5557",
-                             description="where the driver's event proxy takes the shards' events in")
+                             description="where the driver's event proxy takes the shards' events in (CURVE: "
+                                         "only this run's shards, with keys the driver makes and hands them)")
     events_host: str | None = Field(
         default=None, description="address shards use to reach the driver (default: the driver's node IP)")
 
@@ -52,17 +53,22 @@ def load_site_config(path: Path) -> SiteConfig:
         text = Path(path).read_text()
     except OSError as exc:
         raise FacestreamError(f"{path}: cannot read the site config ({exc.strerror or exc})") from None
+    from stream.config.yaml_doc import DuplicateKey, load_document
+
     try:
-        data = yaml.safe_load(text) or {}
+        data, root = load_document(text)
+        data = data or {}
     except yaml.YAMLError as exc:
         raise FacestreamError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except DuplicateKey as exc:
+        raise FacestreamError(f"{path}: {exc}") from None
     if not isinstance(data, dict):
         raise FacestreamError(f"{path}: the site config must be a mapping of sections")
     try:
         site = SiteConfig.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        line = _line_of(yaml.compose(text), err["loc"])
+        line = _line_of(root, err["loc"], at_value=err["type"] != "extra_forbidden")
         where = f" line {line}" if line else ""
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         raise FacestreamError(f"{path}:{where} {'.'.join(map(str, err['loc']))}: {msg}") from None

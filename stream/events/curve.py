@@ -156,6 +156,16 @@ def client_options(server_key_file: Path | None, client_key_file: Path | None) -
     }
 
 
+#: The files of a publisher that connects to a CURVE-secured proxy (``output.publish_connect_keys``).
+CONNECT_SERVER_KEY, CONNECT_CLIENT_KEY = "server.key", "client.key_secret"
+
+
+def connect_client_options(folder: Path) -> dict[int, bytes]:
+    """CURVE client options from a folder holding the proxy's ``server.key`` and our ``client.key_secret``."""
+    folder = Path(folder)
+    return client_options(folder / CONNECT_SERVER_KEY, folder / CONNECT_CLIENT_KEY)
+
+
 def is_loopback(endpoint: str) -> bool:
     """True when only this host can reach ``endpoint`` (ipc/inproc, or tcp on a loopback address)."""
     transport, _, rest = endpoint.partition("://")

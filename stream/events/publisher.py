@@ -45,7 +45,7 @@ from pathlib import Path
 import zmq
 
 from stream.errors import FacestreamError
-from stream.events.curve import CurveServer, is_loopback
+from stream.events.curve import CurveServer, connect_client_options, is_loopback
 from stream.events.schema import Event
 
 log = logging.getLogger(__name__)
@@ -56,15 +56,18 @@ _SUBSCRIBE, _UNSUBSCRIBE = 1, 0
 class EventPublisher:
     def __init__(self, endpoint: str, sndhwm: int = 1000, linger_ms: int = 200,
                  server_secret_key_file: Path | None = None, allowed_clients_dir: Path | None = None,
-                 connect: bool = False) -> None:
+                 connect: bool = False, connect_keys: Path | None = None) -> None:
         self.endpoint = endpoint
         self._ctx = zmq.Context.instance()
         # Keys first: a bad key file fails before anything is bound.
+        client = connect_client_options(connect_keys) if connect_keys is not None else {}
         self._curve = CurveServer.start(self._ctx, server_secret_key_file, allowed_clients_dir)
         self._sock = self._ctx.socket(zmq.XPUB)
+        for option, value in client.items():  # a CURVE client of a site's proxy
+            self._sock.setsockopt(option, value)
         if self._curve is not None:
             self._curve.apply(self._sock)  # before bind: CURVE options are read when a peer connects
-        elif not is_loopback(endpoint):
+        elif not client and not is_loopback(endpoint):
             log.warning("%s: events are plaintext and unauthenticated (set output.publish_server_key "
                         "and output.publish_client_keys, or --publish-key/--publish-clients)", endpoint)
         self._sock.setsockopt(zmq.SNDHWM, sndhwm)
@@ -92,7 +95,7 @@ class EventPublisher:
         self.unheard = 0
         self._topics: Counter[bytes] = Counter()  # live subscriptions per topic prefix
         self._warned_seq = False
-        log.info("publishing events on %s%s", self.bound, " (CURVE)" if self._curve is not None else "")
+        log.info("publishing events on %s%s", self.bound, " (CURVE)" if self._curve is not None or client else "")
 
     @property
     def subscribers(self) -> int:

@@ -1,18 +1,30 @@
-"""A ZeroMQ SUB client that validates events and counts what it missed."""
+"""A ZeroMQ SUB client that validates events, counts what it missed, and says why nothing comes.
+
+libzmq retries a refused or failed handshake quietly forever, so a subscriber with the wrong keys
+used to print only "0 events". A socket monitor reports each handshake's outcome: a refusal is
+known at once (``refused``), and a publisher that never answers is told apart from one that does
+(``silence``).
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import zmq
 from pydantic import ValidationError
+from zmq.utils.monitor import recv_monitor_message
 
 from stream.errors import FacestreamError
 from stream.events.curve import client_options
 from stream.events.schema import Event
 
 log = logging.getLogger(__name__)
+
+_WATCHED = (zmq.EVENT_CONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+            | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
 
 
 class EventSubscriber:
@@ -27,12 +39,20 @@ class EventSubscriber:
             self._sock.setsockopt(option, value)
         self._sock.setsockopt(zmq.RCVHWM, rcvhwm)
         self._sock.setsockopt(zmq.LINGER, 0)
+        self._curve = bool(curve)
+        self.connect = connect
+        self._monitor = self._sock.get_monitor_socket(_WATCHED)  # before connect: its first events count
+        self.refused: str | None = None  # why the publisher's end refused the handshake, once it has
+        self.handshakes = 0  # handshakes completed (a publisher that restarts is greeted again)
+        self._tcp_connected = False
+        self._retries = 0
         # Each topic once: the publisher counts a repeated one twice but sees one unsubscribe at the end.
         for topic in dict.fromkeys(topics or ("",)):
             self._sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
         try:
             self._sock.connect(connect)
         except zmq.ZMQError as exc:
+            self._close_monitor()
             self._sock.close(0)
             raise FacestreamError(f"{connect}: cannot connect ({exc.strerror})") from None
         self.received = 0
@@ -45,16 +65,59 @@ class EventSubscriber:
 
     def receive(self, timeout_s: float | None = None) -> Event | None:
         """The next valid event, or None when ``timeout_s`` passes without one."""
-        timeout_ms = None if timeout_s is None else int(timeout_s * 1000)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        poller = zmq.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
         while True:
-            if not self._sock.poll(timeout_ms):
-                return None
+            left_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            ready = dict(poller.poll(left_ms))
+            if self._monitor in ready:
+                self._watch()
+            if self._sock not in ready:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                continue
             parts = self._sock.recv_multipart()
             event = self._parse(parts)
             if event is not None:
                 self._track_seq(event.seq, event.origin)
                 self.received += 1
                 return event
+
+    def _watch(self) -> None:
+        """Take the monitor's pending events: what became of the connection and its handshakes."""
+        while self._monitor.poll(0):
+            kind = recv_monitor_message(self._monitor)["event"]
+            if kind == zmq.EVENT_CONNECTED:
+                self._tcp_connected = True
+            elif kind == zmq.EVENT_CONNECT_RETRIED:
+                self._retries += 1
+            elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.handshakes += 1
+            elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                self.refused = "the publisher refused this subscriber's key (its .key is not in the publisher's " \
+                               "client folder)"
+            elif kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+                self.refused = ("the publisher is not CURVE-secured: leave out --server-key and --client-key"
+                                if self._curve else "the publisher is CURVE-secured: give --server-key and "
+                                                    "--client-key")
+            elif kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                self.refused = ("the CURVE handshake failed: is --server-key the publisher's public key, and is "
+                                "the publisher CURVE-secured?"
+                                if self._curve else "the ZeroMQ handshake failed (a CURVE-secured publisher? "
+                                                    "give --server-key and --client-key)")
+
+    def silence(self) -> str | None:
+        """Why nothing may have come, when no handshake ever succeeded; None once one has."""
+        self._watch()
+        if self.refused:
+            return self.refused
+        if self.handshakes:
+            return None
+        if self._tcp_connected:
+            return "something accepted the connection but never completed a ZeroMQ handshake"
+        return "no publisher is listening there"
 
     def _parse(self, parts: list[bytes]) -> Event | None:
         if len(parts) != 2:
@@ -81,6 +144,12 @@ class EventSubscriber:
                 log.warning("missed %d event(s)%s (seq %d -> %d)", missed, where, last, seq)
         self._last_seq[origin] = seq
 
+    def _close_monitor(self) -> None:
+        if not self._monitor.closed:
+            self._sock.disable_monitor()
+            self._monitor.close(0)
+
     def close(self) -> None:
         if not self._sock.closed:
+            self._close_monitor()
             self._sock.close()

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import onnx
 
+from stream.cvpath import opencv_path
 from stream.errors import FacestreamError, ModelError
 from stream.models.manifest import ModelManifest, sha256_file
 from stream.models.preprocess import to_input_tensor
@@ -111,7 +112,7 @@ def calibration_crops(calib_dir: Path, manifest: ModelManifest, limit: int = 200
             parts.append(load_face_crops(images, manifest, detector))
         aligner = FaceAligner.for_model(manifest)
         for video in videos:
-            cap = cv2.VideoCapture(str(video))
+            cap = cv2.VideoCapture(opencv_path(video))
             index = 0
             while sum(len(p) for p in parts) < limit:
                 ok, frame = cap.read()

@@ -24,16 +24,20 @@ from typing import Any
 RELEASED = -2
 
 _RUN_INTS = ("seq", "events", "faces", "embedded", "tracks", "batches", "batch_crops",
-             "publish_sent", "publish_dropped", "publish_unheard")
+             "publish_sent", "publish_dropped", "publish_unheard",
+             "mqtt_published", "mqtt_acked", "mqtt_dropped")  # MQTT: over every publisher's lifetime
 _RUN_FLOATS = ("first_capture", "last_done", "ms_read", "ms_detect", "ms_embed", "ms_publish", "timed_frames")
 _SOURCE_INTS = (
     "read_next",  # reader: index of the next frame to read (a restarted reader resumes there)
     "read_skipped",  # reader: frames a resumed file could not be positioned on
     "live_dropped",  # reader: live frames dropped (newest-frame policy), kept current
+    "corrupt",  # reader: live frames that did not decode and were skipped, kept current
+    "sent",  # reader of a live source: frames sent into the pipeline (the next FrameMsg.seq)
     "end_read", "end_detect", "end_embed", "end_publish",  # 1 once that stage passed the source's end on
     "frames",  # publisher: frames published
     "last_frame",  # publisher: index of the last frame published (-1: none yet)
-    "lost",  # publisher: frames that never reached it (lost with a killed worker)
+    "last_seq",  # publisher: FrameMsg.seq of the last frame published (-1: none yet)
+    "lost",  # publisher: frames sent by the reader that never reached it (lost with a killed worker)
     "duplicates",  # publisher: frames that reached it twice (a reader killed just after sending)
     "next_track_id",  # publisher: last published track id of the source
     "online",  # reader: 1 while the source gives frames (a live one: connected), 0 while it is down
@@ -122,8 +126,8 @@ class RunLedger:
         for name, n in slots.items():
             holders = ctx.RawArray("q", n)
             holders[:] = [RELEASED] * n
-            sources[name] = SourceLedger(Counters(ctx, _SOURCE_INTS, _SOURCE_FLOATS, initial={"last_frame": -1}),
-                                         holders, ctx.RawArray("c", ERROR_BYTES))
+            counters = Counters(ctx, _SOURCE_INTS, _SOURCE_FLOATS, initial={"last_frame": -1, "last_seq": -1})
+            sources[name] = SourceLedger(counters, holders, ctx.RawArray("c", ERROR_BYTES))
         return cls(Counters(ctx, _RUN_INTS, _RUN_FLOATS), sources, list(workers), ctx.RawArray("q", len(workers)),
                    Path(journal_path))
 

@@ -24,6 +24,9 @@ class FrameMsg:
     height: int
     width: int
     read_ms: float = 0.0  # time spent getting this frame from the source (decode, for files)
+    # Frames of the source the reader sent before this one (on across reader restarts): a gap in
+    # ``index`` is frames a live source dropped, a gap in ``seq`` is frames lost on the way. -1: unknown.
+    seq: int = -1
     version: int = MESSAGE_VERSION
 
 

@@ -22,6 +22,8 @@ class PipelineMetrics:
                              registry=self.registry)
         self.lost = Gauge("facestream_frames_lost", "frames lost with a killed worker", ["source"],
                           registry=self.registry)
+        self.corrupt = Gauge("facestream_frames_corrupt", "live frames that did not decode (skipped)", ["source"],
+                             registry=self.registry)
         self.online = Gauge("facestream_source_online", "1 while a source gives frames, 0 while it is down",
                             ["source"], registry=self.registry)
         self.reconnects = Gauge("facestream_source_reconnects", "connection attempts of a live source after its "
@@ -47,6 +49,7 @@ class PipelineMetrics:
         for source, led in ledger.sources.items():
             self.dropped.labels(source).set(int(led["live_dropped"]))
             self.lost.labels(source).set(int(led["lost"]))
+            self.corrupt.labels(source).set(int(led["corrupt"]))
             self.online.labels(source).set(int(led["online"]))
             self.reconnects.labels(source).set(int(led["reconnects"]))
         for worker, count in ledger.restarts().items():

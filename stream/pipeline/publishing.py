@@ -3,7 +3,9 @@
 Everything the run reports is kept in the run's ledger (shared memory) and track journal, not in
 this process: a restarted publisher goes on with the same ``seq``, totals and track ids, first
 ending the tracks its killed predecessor left open (``reason: publisher_restarted``). Frames that
-never arrive (lost with a killed worker) are counted and listed, and their slots reclaimed.
+never arrive (lost with a killed worker) are counted and listed, and their slots reclaimed. Which
+frames were sent is told by the reader's own count (``FrameMsg.seq``), not by gaps in frame
+numbers: a live camera's numbers have gaps for every frame the newest-frame policy dropped.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class Publisher:
                  incarnation: int = 1) -> None:
         from stream.events.sinks import JsonlSink
         from stream.recognize.gallery import Gallery
-        from stream.recognize.reload import GalleryWatcher
+        from stream.recognize.reload import GalleryWatcher, load_or_last_good
         from stream.recognize.stage import RecognitionStage
 
         self.spec = spec
@@ -43,7 +45,9 @@ class Publisher:
         self.run = ledger.run
         self.incarnation = incarnation
         cfg = spec.config
-        gallery = Gallery.load(cfg.gallery, spec.manifest) if cfg.gallery else Gallery.new(spec.manifest)
+        # the last good gallery, kept beside the journal: a restart after a bad save starts from it
+        keep = Path(ledger.journal_path).with_name("gallery.last-good.npz")
+        gallery = load_or_last_good(cfg.gallery, spec.manifest, keep) if cfg.gallery else Gallery.new(spec.manifest)
         self.stages = {
             name: RecognitionStage(spec.manifest, gallery, cfg.voting, threshold=cfg.model.threshold,
                                    appearance=cfg.appearance,
@@ -51,7 +55,7 @@ class Publisher:
             for name in rings
         }
         # Enrolls and removals while running: the file is polled and swapped into every stage.
-        self.gallery_watch = GalleryWatcher(cfg.gallery, spec.manifest) if cfg.gallery else None
+        self.gallery_watch = GalleryWatcher(cfg.gallery, spec.manifest, keep=keep) if cfg.gallery else None
         self.epochs: dict[str, int] = {}  # per source: the detect worker incarnation its tracks come from
         restored = TrackJournal.replay(ledger.journal_path)
         self.journal = TrackJournal(ledger.journal_path)
@@ -65,7 +69,8 @@ class Publisher:
                                       linger_ms=int(cfg.output.linger_s * 1000),
                                       server_secret_key_file=cfg.output.publish_server_key,
                                       allowed_clients_dir=cfg.output.publish_client_keys,
-                                      connect=cfg.output.publish_connect)
+                                      connect=cfg.output.publish_connect,
+                                      connect_keys=cfg.output.publish_connect_keys)
             self.sinks.append(self.zmq)
         else:
             self.zmq = None
@@ -73,12 +78,15 @@ class Publisher:
         self._zmq_base = {k: int(self.run[k]) for k in ("publish_sent", "publish_dropped", "publish_unheard")}
         if cfg.output.events_out:
             self.sinks.append(JsonlSink(cfg.output.events_out))
+        self.mqtt = None
         if cfg.output.mqtt:
             from stream.events.mqtt import MqttSink
 
-            self.sinks.append(MqttSink(cfg.output.mqtt, prefix=cfg.output.mqtt_prefix,
-                                       client_id=cfg.output.mqtt_client_id,
-                                       reconnect_max_s=cfg.sources.reconnect_max_s))
+            self.mqtt = MqttSink(cfg.output.mqtt, prefix=cfg.output.mqtt_prefix, client_id=cfg.output.mqtt_client_id,
+                                 reconnect_max_s=cfg.sources.reconnect_max_s)
+            self.sinks.append(self.mqtt)
+        # As for ZeroMQ: the run's MQTT figures are the earlier publishers' plus this one's.
+        self._mqtt_base = {k: int(self.run[f"mqtt_{k}"]) for k in ("published", "acked", "dropped")}
         self.metrics = None
         if cfg.output.metrics_port:
             from stream.pipeline.metrics import PipelineMetrics
@@ -136,10 +144,13 @@ class Publisher:
             led.add("duplicates")
             self._release(src, frame.slot)
             return
-        if frame.index > led["last_frame"] + 1:
-            self._lost(src, int(led["last_frame"]) + 1, frame.index - 1)
+        missing = (frame.seq - int(led["last_seq"]) - 1 if frame.seq >= 0
+                   else frame.index - int(led["last_frame"]) - 1)
+        if missing > 0:
+            self._lost(src, missing, int(led["last_frame"]) + 1, frame.index - 1)
         self._reclaim(src, frame.index, frame.slot)
         led["last_frame"] = frame.index
+        led["last_seq"] = max(frame.seq, int(led["last_seq"]))
         led.add("frames")
         stage = self.stages[src]
         if self.epochs.setdefault(src, fm.epoch) != fm.epoch:
@@ -220,22 +231,33 @@ class Publisher:
             if slot != keep and 0 <= held <= index:
                 self._release(source, slot)
 
-    def _lost(self, source: str, first: int, last: int) -> None:
-        log.warning("%s: frames %d..%d were lost with a restarted worker", source, first, last)
-        self.ledger.sources[source].add("lost", last - first + 1)
+    def _lost(self, source: str, count: int, first: int, last: int) -> None:
+        """``count`` frames sent between frames ``first`` and ``last`` never came (the others there, if
+        any, were dropped by a live source: never sent)."""
+        if count == last - first + 1:
+            log.warning("%s: frames %d..%d were lost with a restarted worker", source, first, last)
+        else:
+            log.warning("%s: %d frame(s) of %d..%d were lost with a restarted worker", source, count, first, last)
+        self.ledger.sources[source].add("lost", count)
         self.lost_ranges.setdefault(source, []).append([first, last])
-        self.journal.append({"lost": [first, last], "source": source})
+        self.journal.append({"lost": [first, last], "count": count, "source": source})
 
     def end_source(self, msg: EndOfSource) -> None:
         led = self.ledger.sources[msg.source]
         read = max(msg.frames, int(led["read_next"]))
+        # The reader has ended: its count of frames sent is final. Only live readers keep one (a file
+        # has no dropped frames, so a gap in its frame numbers is frames lost).
+        sent = int(led["sent"])
+        missing = sent - 1 - int(led["last_seq"]) if sent else read - 1 - int(led["last_frame"])
+        if missing > 0:
+            self._lost(msg.source, missing, int(led["last_frame"]) + 1, read - 1)
+            led["last_seq"] = max(sent - 1, int(led["last_seq"]))
         if read - 1 > led["last_frame"]:
-            self._lost(msg.source, int(led["last_frame"]) + 1, read - 1)
             led["last_frame"] = read - 1
         self._reclaim(msg.source, read, keep=-1)
         self._emit(self.stages[msg.source].flush(msg.source))
         if self.metrics is not None:
-            self.metrics.dropped.labels(msg.source).set(led["live_dropped"])
+            self.metrics.update(self.ledger)  # dropped, lost and corrupt are final for this source
         if msg.error:
             self.errors[msg.source] = msg.error
         writer = self.annotators.pop(msg.source, None)
@@ -269,8 +291,14 @@ class Publisher:
                 run["publish_sent"] = base["publish_sent"] + self.zmq.sent
                 run["publish_dropped"] = base["publish_dropped"] + self.zmq.dropped
                 run["publish_unheard"] = base["publish_unheard"] + self.zmq.unheard
+            self._count_mqtt()
             if self.metrics is not None:
                 self.metrics.events.labels(event.type).inc()
+
+    def _count_mqtt(self) -> None:
+        if self.mqtt is not None:
+            for key, base in self._mqtt_base.items():
+                self.run[f"mqtt_{key}"] = base + getattr(self.mqtt, key)
 
     def _annotate(self, frame, faces, stage) -> None:
         from stream.annotate import Annotator, VideoAnnotationWriter
@@ -340,10 +368,13 @@ class Publisher:
             "latency_ms": self.latency.summary(),
             "dropped": sum(int(led["live_dropped"]) for led in self.ledger.sources.values()),
             "lost": sum(int(led["lost"]) for led in self.ledger.sources.values()),
+            "corrupt": sum(int(led["corrupt"]) for led in self.ledger.sources.values()),
             "published": int(run["publish_sent"]) if self.zmq is not None else None,
             "publish_dropped": int(run["publish_dropped"]) if self.zmq is not None else None,
             "publish_unheard": int(run["publish_unheard"]) if self.zmq is not None else None,
             "subscribers": self.zmq.subscribers if self.zmq is not None else None,
+            "mqtt": ({k: int(run[f"mqtt_{k}"]) for k in ("published", "acked", "dropped")}
+                     if self.mqtt is not None else None),
             "worker_restarted": self.ledger.restarts(),
             "sources": {name: self._source_state(name) for name in self.rings},
         }
@@ -366,6 +397,7 @@ class Publisher:
         led = self.ledger.sources[name]
         online, since = bool(led["online"]), float(led["offline_since"])
         return {"online": online, "reconnects": int(led["reconnects"]), "dropped": int(led["live_dropped"]),
+                "corrupt": int(led["corrupt"]), "lost": int(led["lost"]),
                 "offline_s": round(max(time.time() - since, 0.0), 1) if since and not online else None,
                 "last_error": led.last_error()}
 
@@ -374,7 +406,7 @@ class Publisher:
         return {"read": int(led["read_next"]), "frames": int(led["frames"]), "lost": int(led["lost"]),
                 "lost_frames": self.lost_ranges.get(name, []), "duplicates": int(led["duplicates"]),
                 "skipped_on_resume": int(led["read_skipped"]), "dropped": int(led["live_dropped"]),
-                "reconnects": int(led["reconnects"])}
+                "corrupt": int(led["corrupt"]), "reconnects": int(led["reconnects"])}
 
     def close(self) -> None:
         for writer, _ in self.annotators.values():
@@ -383,6 +415,7 @@ class Publisher:
             tracks.close()
         for sink in self.sinks:
             sink.close()
+        self._count_mqtt()  # closing said goodbye and counted what never reached the broker
         for board in self.previews.values():
             board.close()
         self.journal.close()

@@ -151,8 +151,8 @@ def _open_web_view(config: AppConfig, layouts: dict[str, RingLayout], run_dir: P
             update={"save_unknowns": run_dir / "unknowns"})})
     web = RunWebView(config.web, {name: (lay.max_height, lay.max_width) for name, lay in layouts.items()}, run_dir,
                      run_id, ledger, gallery=config.gallery, unknowns=config.output.save_unknowns,
-                     model_name=config.model.name)
-    print(f"facestream: web view on {web.url}", file=sys.stderr)
+                     model_name=config.model.name, max_megapixels=config.photos.max_megapixels)
+    print(f"facestream: web view on {web.where}", file=sys.stderr)
     return config, web
 
 

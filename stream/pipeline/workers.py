@@ -58,6 +58,7 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
     )
     frames = dropped = 0
     dropped_before = int(ledger["live_dropped"])
+    corrupt_before = int(ledger["corrupt"])
     reconnects_before = int(ledger["reconnects"])  # a restarted reader counts on from its predecessor
     error: str | None = None
     try:
@@ -93,15 +94,21 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
                 h, w = image.shape[:2]
                 ring.frame(slot, h, w)[...] = image
                 ledger["read_next"] = frame.index + 1
+                seq = -1  # a file has no dropped frames: a gap in its frame numbers is a frame lost
+                if spec.source.live:
+                    seq = int(ledger["sent"])
+                    ledger["sent"] = seq + 1  # before the put, as read_next: a kill between is a frame lost
                 spec.out.put(FrameMsg(spec.source.name, slot, frame.index, frame.pts, frame.capture_ts, h, w,
-                                      read_ms))
+                                      read_ms, seq))
                 frames += 1
             ledger["live_dropped"] = dropped_before + dropped + _source_drops(source)
+            ledger["corrupt"] = corrupt_before + _source_corrupt(source)
     except FacestreamError as exc:
         error = str(exc)
         log.error("%s", exc)
     finally:
         ledger["live_dropped"] = dropped_before + dropped + _source_drops(source)
+        ledger["corrupt"] = corrupt_before + _source_corrupt(source)
         if spec.source.live:  # a file that failed to open was never up
             _record_state(ledger, source, reconnects_before)
         source.close()
@@ -127,6 +134,11 @@ def _record_state(ledger: Any, source: Any, reconnects_before: int) -> None:
 def _source_drops(source: Any) -> int:
     stats = getattr(source, "stats", None)
     return int(getattr(stats, "frames_dropped", 0) or 0)
+
+
+def _source_corrupt(source: Any) -> int:
+    stats = getattr(source, "stats", None)
+    return int(getattr(stats, "frames_corrupt", 0) or 0)
 
 
 class SlotPool:

@@ -15,7 +15,6 @@ import logging
 import os
 import tempfile
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,11 +23,10 @@ import numpy as np
 from stream.errors import FacestreamError
 from stream.locking import exclusive_lock
 from stream.models.manifest import ModelManifest, distance_matrix
+from stream.recognize.gallery_file import GALLERY_SCHEMA, read_gallery_file
+from stream.recognize.names import check_name
 
 log = logging.getLogger(__name__)
-
-GALLERY_SCHEMA = 1
-
 
 class Gallery:
     def __init__(self, model: str, embedding_space: str, metric: str, dim: int,
@@ -54,9 +52,7 @@ class Gallery:
         return sorted(set(self.names))
 
     def add(self, name: str, embeddings: np.ndarray, sources: list[str] | None = None) -> None:
-        name = name.strip()
-        if not name:
-            raise FacestreamError("identity name is empty")
+        name = check_name(name)
         emb = np.asarray(embeddings, np.float32).reshape(-1, self.dim) if np.size(embeddings) else None
         if emb is None or not np.isfinite(emb).all():
             raise FacestreamError(f"{name}: no valid embeddings to enroll")
@@ -108,24 +104,14 @@ class Gallery:
 
     @classmethod
     def load(cls, path: Path, manifest: ModelManifest | None = None) -> Gallery:
+        """The gallery in ``path``; anything but exactly what :meth:`save` writes is one FacestreamError."""
         path = Path(path)
         if not path.is_file():
             raise FacestreamError(f"{path}: gallery not found" if not path.exists() else f"{path}: not a file")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                header = json.loads(str(data["header"]))
-                embeddings = np.asarray(data["embeddings"], np.float32)
-                names = [str(n) for n in data["names"]]
-                sources = [str(s) for s in data["sources"]]
-        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-            raise FacestreamError(f"{path}: not a facestream gallery ({type(exc).__name__})") from None
-        if header.get("schema") != GALLERY_SCHEMA:
-            raise FacestreamError(f"{path}: gallery schema {header.get('schema')!r} is not supported")
-        dim = int(header["dim"])
-        if embeddings.ndim != 2 or embeddings.shape[1] != dim or len(names) != len(embeddings):
-            raise FacestreamError(f"{path}: gallery arrays are inconsistent (corrupt file)")
-        gallery = cls(header["model"], header["embedding_space"], header["metric"], dim, names, embeddings,
-                      sources, header.get("created"))
+        data = read_gallery_file(path)
+        header = data.header
+        gallery = cls(header["model"], header["embedding_space"], header["metric"], header["dim"], data.names,
+                      data.embeddings, data.sources, header.get("created"))
         if manifest is not None:
             gallery.check_compatible(manifest, path)
         return gallery

@@ -17,6 +17,7 @@ class SourceTimeout(TimeoutError):
 class SourceStats:
     frames_read: int = 0
     frames_dropped: int = 0  # live: frames replaced by a newer one before anyone took them
+    frames_corrupt: int = 0  # live: frames that did not decode, skipped (the stream went on)
     reconnects: int = 0  # live: connection attempts after the first (at start or after a loss)
     last_error: str | None = None
     online: bool = False  # live: connected and reading (a file source leaves this alone)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from stream.errors import FacestreamError
 from stream.sources.credentials import split_url
+from stream.sources.http_check import http_problem, is_http
 from stream.sources.spec import SourceSpec
 
 
@@ -17,6 +20,57 @@ def open_ffmpeg(uri: str, open_timeout_s: float, read_timeout_s: float) -> cv2.V
     """A network URI through FFmpeg, with OpenCV's open and read timeouts, so nothing blocks forever."""
     return cv2.VideoCapture(uri, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout_s * 1000),
                                                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout_s * 1000)])
+
+
+#: Failed reads in a row a live capture may give before it counts as lost: a read that fails at once
+#: is an undecodable frame (a corrupt JPEG part; FFmpeg goes on with the next) or the end of the
+#: stream, which fails every read at once. A stalled stream is caught by the read timeout instead.
+MAX_BAD_READS = 25
+
+
+class BadReads:
+    """Failed reads of one live capture since its last good frame: corrupt frames, or the stream's end."""
+
+    def __init__(self, read_timeout_s: float) -> None:
+        self.read_timeout_s = read_timeout_s
+        self.run = 0
+        self.since = time.monotonic()  # of the last good frame (or the open)
+
+    def good(self) -> int:
+        """A frame came: the failed reads before it were corrupt frames, skipped. Returns how many."""
+        corrupt, self.run, self.since = self.run, 0, time.monotonic()
+        return corrupt
+
+    def reset(self) -> None:
+        """A new connection: nothing failed on it yet."""
+        self.run, self.since = 0, time.monotonic()
+
+    def bad(self) -> bool:
+        """A read failed: whether to try the same capture again (False: the stream is lost)."""
+        self.run += 1
+        return self.run < MAX_BAD_READS and time.monotonic() - self.since < self.read_timeout_s
+
+
+class LiveConnection(NamedTuple):
+    cap: cv2.VideoCapture
+    image: np.ndarray  # the first frame
+    corrupt: int  # undecodable frames skipped before it
+
+
+def read_first_live(cap: cv2.VideoCapture, read_timeout_s: float) -> tuple[np.ndarray | None, int]:
+    """The first frame of a live capture and the corrupt frames skipped before it; (None, 0) with the
+    capture released when none came. A camera whose first part is corrupt still connects."""
+    if not cap.isOpened():
+        cap.release()
+        return None, 0
+    reads = BadReads(read_timeout_s)
+    while True:
+        ok, image = cap.read()
+        if ok and image is not None:
+            return image, reads.good()
+        if not reads.bad():
+            cap.release()
+            return None, 0
 
 
 def read_first(cap: cv2.VideoCapture) -> np.ndarray | None:
@@ -47,12 +101,20 @@ def open_live(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float) ->
     return open_ffmpeg(uri, open_timeout_s, read_timeout_s)
 
 
-def connect_live(spec: SourceSpec, open_timeout_s: float,
-                 read_timeout_s: float) -> tuple[cv2.VideoCapture, np.ndarray] | None:
-    """An open live capture and its first frame, or None (capture released) when there is no video."""
+def connect_live(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float) -> LiveConnection | str:
+    """An open live capture and its first frame, or why there is no video (capture released).
+
+    An http(s) URL is asked first (one GET, headers only): an error status or a web page is named,
+    and OpenCV, which would only print a warning line of its own, is not asked at all."""
+    if is_http(spec):
+        problem = http_problem(spec, min(open_timeout_s, 5.0))
+        if problem is not None:
+            return problem
     cap = open_live(spec, open_timeout_s, read_timeout_s)
-    image = read_first(cap)
-    return None if image is None else (cap, image)
+    image, corrupt = read_first_live(cap, read_timeout_s)
+    if image is None:
+        return "camera not available" if spec.kind == "camera" else unreachable_reason(spec, min(open_timeout_s, 2.0))
+    return LiveConnection(cap, image, corrupt)
 
 
 def live_unavailable(spec: SourceSpec) -> FacestreamError:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 
+from stream.cvpath import opencv_path
 from stream.errors import FacestreamError
 from stream.frames import Frame
 from stream.sources.base import SourceStats
@@ -45,7 +46,7 @@ class FileSource:
                 raise FacestreamError(f"{self.spec.uri}: not found")
             if not path.is_file():
                 raise FacestreamError(f"{self.spec.uri}: not a file")
-            cap = cv2.VideoCapture(str(path))
+            cap = cv2.VideoCapture(opencv_path(path))
             problem = "not a video OpenCV can decode"
         image = read_first(cap)
         if image is None:

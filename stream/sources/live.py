@@ -20,7 +20,7 @@ import cv2
 from stream.errors import FacestreamError
 from stream.frames import Frame
 from stream.sources.base import SourceStats, SourceTimeout
-from stream.sources.capture import connect_live, live_unavailable, unreachable_reason
+from stream.sources.capture import BadReads, LiveConnection, connect_live, live_unavailable
 from stream.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
@@ -59,30 +59,35 @@ class LiveSource:
         self._ended = False
         self._failure: str | None = None  # why the grab thread gave up; read() raises it
         self._offline_t0: float | None = None  # monotonic start of the current outage
+        self._said: str | None = None  # the last reason for an outage that was logged: each is said once
+        self._bad_reads = BadReads(read_timeout_s)
         self._thread: threading.Thread | None = None
         self._index = start_frame  # a restarted reader numbers on from where its predecessor stopped
 
     # -- capture ---------------------------------------------------------------------------------
-    def _connect(self) -> tuple[cv2.VideoCapture, object] | None:
+    def _connect(self) -> LiveConnection | str:
+        """The connection, or why there is none."""
         connected = connect_live(self.spec, self.open_timeout_s, self.read_timeout_s)
-        if connected is None:
-            return None
-        cap, image = connected
-        self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.height, self.width = image.shape[:2]
-        return cap, image
+        if isinstance(connected, str):
+            return connected
+        self.fps = float(connected.cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.height, self.width = connected.image.shape[:2]
+        self.stats.frames_corrupt += connected.corrupt
+        return connected
 
     def open(self) -> None:
         """Connect once, then start the grab thread. A camera device that gives no video fails now (it
         will not appear by itself); a network stream that is down is retried by the grab thread, as
         one lost mid-run is, and read() times out until it is up."""
         connected = self._connect()
-        if connected is None:
+        if isinstance(connected, str):
             if self.spec.kind == "camera":
                 raise live_unavailable(self.spec)
-            self._went_offline(unreachable_reason(self.spec, min(self.open_timeout_s, 2.0)))
+            self._went_offline(connected)
             # INFO: the run's probe has already warned once, in the main process
-            log.info("%s: offline at start (%s); retrying", self.spec.name, self.stats.last_error)
+            log.info("%s: offline at start (%s); retrying (%s)", self.spec.name, connected, self.spec.display)
+            self._said = connected
+            connected = None
         else:
             log.info("%s: connected to %s, %dx%d, %.2f fps", self.spec.name, self.spec.display, self.width,
                      self.height, self.fps)
@@ -107,8 +112,10 @@ class LiveSource:
             self._offline_t0 = time.monotonic()
             self.stats.offline_since = time.time()
 
-    def _came_online(self, connected: tuple[cv2.VideoCapture, object], attempt: int) -> cv2.VideoCapture:
-        cap, image = connected
+    def _came_online(self, connected: LiveConnection, attempt: int) -> cv2.VideoCapture:
+        cap, image = connected.cap, connected.image
+        self._said = None
+        self._bad_reads.reset()
         if self._offline_t0 is not None:
             log.warning("%s: online after %.1f s offline (reconnected after %d attempt(s))", self.spec.name,
                         time.monotonic() - self._offline_t0, attempt)
@@ -141,17 +148,23 @@ class LiveSource:
         return delay
 
     def _grab(self, cap: cv2.VideoCapture) -> cv2.VideoCapture | None:
-        """One frame published, or None once the stream is lost (capture released)."""
+        """One frame published (or a corrupt one skipped), or None once the stream is lost (capture
+        released). A frame that does not decode is not a lost stream: FFmpeg goes on with the next
+        part, and reconnecting would lose a second or more of video for one bad JPEG."""
         ok, image = cap.read()
         if ok and image is not None:
+            self.stats.frames_corrupt += self._bad_reads.good()
             self._publish(image)
             return cap
+        if self._bad_reads.bad():
+            return cap
+        self._bad_reads.reset()  # not corrupt frames: the stream ended or stalled
         cap.release()
         self._went_offline("stream read failed")
         log.warning("%s: stream lost; reconnecting", self.spec.name)
         return None
 
-    def _run(self, connected: tuple[cv2.VideoCapture, object] | None) -> None:
+    def _run(self, connected: LiveConnection | None) -> None:
         cap = self._came_online(connected, 0) if connected is not None else None
         attempt = 0
         try:
@@ -169,11 +182,14 @@ class LiveSource:
                     break
                 self.stats.reconnects += 1
                 connected = self._connect()
-                if connected is not None:
+                if not isinstance(connected, str):
                     cap = self._came_online(connected, attempt)
                     attempt = 0
                 else:
-                    self._went_offline(unreachable_reason(self.spec, min(self.open_timeout_s, 2.0)))
+                    self._went_offline(connected)
+                    if connected != self._said:  # once per reason, not on every attempt
+                        log.warning("%s: %s: %s", self.spec.name, self.spec.display, connected)
+                        self._said = connected
         finally:
             if cap is not None:
                 cap.release()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 
 from stream.errors import FacestreamError
-from stream.sources.capture import connect_live, live_unavailable, split_host_port, unreachable_reason
+from stream.sources.capture import connect_live, live_unavailable, split_host_port
 from stream.sources.credentials import split_url
 from stream.sources.live import ReconnectPolicy
 from stream.sources.spec import SourceSpec
@@ -73,11 +73,11 @@ def probe_live(spec: SourceSpec, open_timeout_s: float = 10.0, read_timeout_s: f
         raise ValueError(f"{spec.name}: probe_live is for cameras and streams; files are opened by FileSource")
     check_stream_url(spec)
     connected = connect_live(spec, open_timeout_s, read_timeout_s)
-    if connected is None:
+    if isinstance(connected, str):
         if spec.kind == "camera":  # a device that is not there does not appear by retrying
             raise live_unavailable(spec)
-        return LiveProbe(0, 0, 0.0, offline=unreachable_reason(spec, min(open_timeout_s, 2.0)))
-    cap, image = connected
+        return LiveProbe(0, 0, 0.0, offline=connected)
+    cap, image = connected.cap, connected.image
     try:
         height, width = image.shape[:2]
         probe = LiveProbe(width, height, float(cap.get(cv2.CAP_PROP_FPS) or 0.0))

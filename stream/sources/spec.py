@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from stream.cvpath import opencv_path
 from stream.errors import FacestreamError
 from stream.sources.credentials import expand_env, mask_credentials, url_path
 
@@ -76,6 +77,7 @@ def parse_source(text: str, index: int) -> SourceSpec:
     if not uri:
         raise FacestreamError(f"--source {shown!r}: nothing after the name")
     uri = expand_env(uri, f"--source {shown!r}")
+    opencv_path(uri, mask_credentials(uri))  # OpenCV's binding crashes on a name that is not UTF-8
     if uri.startswith("file://"):
         uri = uri[len("file://") :]
     kind = _kind(uri)

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from stream.errors import FacestreamError
+from stream.images import read_image
 from stream.models.manifest import AlignmentTemplate
 from stream.train.data import IMAGE_SUFFIXES, FaceSet
 
@@ -65,9 +66,7 @@ def load_track_faces(root: Path, template: AlignmentTemplate) -> FaceSet:
             continue
         seen.append(read_track(folder))
         for path in images:
-            crop = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if crop is None:
-                raise FacestreamError(f"{path}: not an image OpenCV can decode")
+            crop = read_image(path)
             if crop.shape[1::-1] != size:
                 # Saved by another model's template; the templates share their shape (InsightFace's
                 # points, scaled), so a resize is close to a re-alignment.

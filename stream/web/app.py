@@ -6,6 +6,10 @@ the frame's index, capture time and faces, then the JPEG). The page uses the Web
 the lower latency (tools/bench_web.py) and carries the names in view with each frame. Events:
 Server-Sent Events (``/api/events``), the recent ones first. Everything the page does is also a
 plain JSON API.
+
+Who may use it is decided in front of the routes: stream.web.guard (the Host names served, and
+requests from the page's own origin only: Fetch-Metadata resource isolation plus an Origin check)
+and, when a token is set, ``TokenGate``. The routes that take a body check its content type.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -34,9 +39,12 @@ from stream.errors import FacestreamError
 from stream.web import people
 from stream.web.cameras import CameraFeed
 from stream.web.feed import EventFeed
+from stream.web.guard import HostPolicy, Refused, RequestGuard
 
 STATIC = Path(__file__).parent / "static"
-TOKEN_COOKIE = "facestream_token"
+TOKEN_COOKIE = "facestream_token"  # + "_<port>": two views on one host keep their own
+#: the page sets it on a photo upload; a cross-origin page cannot send it without a preflight we never answer
+REQUEST_HEADER = "x-facestream-request"
 
 
 @dataclass
@@ -50,6 +58,7 @@ class WebContext:
     enroller: people.PhotoEnroller | None = None
     token: str | None = None
     title: str = "facestream"
+    hosts: HostPolicy = field(default_factory=HostPolicy)  # the Host names answered (guard.HostPolicy.for_bind)
 
 
 class _Rates:
@@ -73,12 +82,12 @@ def create_app(ctx: WebContext) -> Starlette:
     rates = _Rates()
 
     async def index(request: Request) -> Response:
-        response = FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
-        token = request.query_params.get("token")
-        if ctx.token and token and secrets.compare_digest(token, ctx.token):
-            # the page's pictures and event stream cannot send a header: they carry the cookie
-            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
-        return response
+        # never inside another site's frame: its clicks would be the page's own, same-origin requests
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                                                            "Content-Security-Policy": "frame-ancestors 'none'"})
+
+    async def favicon(request: Request) -> Response:
+        return Response(_favicon(), media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"})
 
     async def status(request: Request) -> Response:
         return JSONResponse({"title": ctx.title, "cameras": sorted(ctx.cameras),
@@ -95,7 +104,8 @@ def create_app(ctx: WebContext) -> Starlette:
             cam = ctx.cameras[name]
             out.append({"name": name, "fps": rates.fps(name, int(counters.get("frames", 0))),
                         "frames": int(counters.get("frames", 0)), "dropped": int(counters.get("live_dropped", 0)),
-                        "lost": int(counters.get("lost", 0)), "ended": bool(counters.get("end_publish", 0)),
+                        "lost": int(counters.get("lost", 0)), "corrupt": int(counters.get("corrupt", 0)),
+                        "ended": bool(counters.get("end_publish", 0)),
                         "online": online.get("online"), "reconnects": online.get("reconnects"),
                         "last_error": online.get("last_error"), "viewers": cam.viewers,
                         "shown": cam.encoded})
@@ -163,8 +173,13 @@ def create_app(ctx: WebContext) -> Starlette:
     async def add_photo(request: Request) -> Response:
         if ctx.enroller is None:
             raise FacestreamError("this view has no gallery to enroll into (start it with --gallery)")
-        data = await request.body()
+        kind = _content_type(request)
+        if not (kind.startswith("image/") or kind == "application/octet-stream"):
+            raise Refused(415, f"a photo is sent as image/* or application/octet-stream, not {kind or 'untyped'}")
+        if request.headers.get(REQUEST_HEADER) != "1":
+            raise Refused(403, f"a photo upload needs the header {REQUEST_HEADER}: 1 (the page sends it)")
         filename = request.headers.get("x-filename", "photo")
+        data = await _read_limited(request, people.MAX_PHOTO_BYTES, filename)
         message = await run_in_threadpool(ctx.enroller.enroll, request.path_params["name"], data, filename)
         _changed(ctx.feed, message)
         return JSONResponse({"ok": True, "message": message})
@@ -173,8 +188,7 @@ def create_app(ctx: WebContext) -> Starlette:
         if ctx.gallery is None:
             raise FacestreamError("this view has no gallery")
         name = request.path_params["name"]
-        removed = await run_in_threadpool(people.remove_person, ctx.gallery, name)
-        message = f"removed {name} ({removed} embedding(s))"
+        message = await run_in_threadpool(people.remove_person, ctx.gallery, name, ctx.unknowns)
         _changed(ctx.feed, message)
         return JSONResponse({"ok": True, "message": message})
 
@@ -190,6 +204,8 @@ def create_app(ctx: WebContext) -> Starlette:
     async def name_unknown(request: Request) -> Response:
         if ctx.gallery is None or ctx.unknowns is None:
             raise FacestreamError("this view has no gallery or no saved unknown tracks")
+        if _content_type(request) != "application/json":  # a form or a text/plain fetch is another site's
+            raise Refused(415, 'send {"name": "..."} as application/json')
         try:
             body = await request.json()
         except ValueError:
@@ -204,11 +220,12 @@ def create_app(ctx: WebContext) -> Starlette:
         return PlainTextResponse("ok")
 
     async def user_error(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
+        return JSONResponse({"ok": False, "error": str(exc)}, status_code=getattr(exc, "status", 400))
 
     routes = [
         Route("/", index),
         Route("/healthz", healthz),
+        Route("/favicon.ico", favicon),
         Route("/api/status", status),
         Route("/api/cameras", cameras),
         Route("/api/cameras/{name}/mjpeg", mjpeg),
@@ -224,8 +241,45 @@ def create_app(ctx: WebContext) -> Starlette:
         Route("/api/unknowns/{track}/name", name_unknown, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={FacestreamError: user_error})
-    return TokenGate(app, ctx.token) if ctx.token else app
+    app = Starlette(routes=routes, exception_handlers={FacestreamError: user_error, Refused: user_error})
+    return RequestGuard(TokenGate(app, ctx.token) if ctx.token else app, ctx.hosts)
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _read_limited(request: Request, limit: int, filename: str) -> bytes:
+    """The body, refused (413) as soon as it passes ``limit``: never read whole first."""
+    too_large = Refused(413, f"{filename}: larger than {limit // 2**20} MB")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+_FAVICON: bytes | None = None
+
+
+def _favicon() -> bytes:
+    """A 32x32 icon (a PNG inside an ICO), drawn once: browsers ask for /favicon.ico on every load."""
+    global _FAVICON
+    if _FAVICON is None:
+        import cv2
+        import numpy as np
+
+        image = np.zeros((32, 32, 4), np.uint8)
+        cv2.circle(image, (16, 16), 14, (60, 200, 60, 255), -1, cv2.LINE_AA)
+        cv2.rectangle(image, (9, 9), (23, 23), (255, 255, 255, 255), 2)
+        png = cv2.imencode(".png", image)[1].tobytes()
+        header = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 32, 32, 0, 0, 1, 32, len(png), 22)
+        _FAVICON = header + png
+    return _FAVICON
 
 
 def _sse(event: dict[str, Any]) -> bytes:
@@ -240,14 +294,29 @@ def _changed(feed: EventFeed, message: str) -> None:
 
 class TokenGate:
     """Every request needs the token: ``Authorization: Bearer T``, basic auth with T as the password,
-    the cookie the page sets, or ``?token=T``. Only ``/healthz`` is open (for load balancers)."""
+    the cookie, or ``?token=T``. Only ``/healthz`` is open (for load balancers).
+
+    ``?token=T`` on a page load is exchanged for the cookie and a 303 to the same address without
+    it, so the token leaves the address bar and the history. The cookie is HttpOnly, SameSite=Strict
+    and named per port, but cookies are not scoped by port: a page on another port of the same
+    host is same-site and its requests carry it. What stops that page is the Origin and
+    Fetch-Metadata check in front of this gate (stream.web.guard), not the cookie.
+    """
 
     def __init__(self, app: Any, token: str) -> None:
         self.app = app
         self.token = token
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] not in ("http", "websocket") or scope.get("path") == "/healthz" or self._allowed(scope):
+        if scope["type"] not in ("http", "websocket") or scope.get("path") == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        if (scope["type"] == "http" and scope.get("method") in ("GET", "HEAD") and any(k == "token" for k, _ in query)
+                and self._allowed(scope)):
+            await self._exchange(scope, send, [(k, v) for k, v in query if k != "token"])
+            return
+        if self._allowed(scope):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
@@ -266,11 +335,28 @@ class TokenGate:
         elif auth.startswith("Basic "):
             with contextlib.suppress(ValueError):  # not base64 / not UTF-8: no candidate
                 candidates.append(base64.b64decode(auth[6:]).decode().partition(":")[2])
+        cookie = _cookie_name(scope)
         for part in headers.get("cookie", "").split(";"):
             key, _, value = part.strip().partition("=")
-            if key == TOKEN_COOKIE:
-                candidates.append(value)
-        from urllib.parse import parse_qs
-
-        candidates.extend(parse_qs(scope.get("query_string", b"").decode()).get("token", []))
+            if key == cookie:
+                candidates.append(unquote(value))
+        candidates.extend(v for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1")) if k == "token")
         return any(secrets.compare_digest(c.encode(), self.token.encode()) for c in candidates)
+
+    async def _exchange(self, scope: dict, send: Callable, rest: list[tuple[str, str]]) -> None:
+        # one leading slash: "//host" would send the browser to another site
+        location = "/" + quote(scope.get("path", "/").lstrip("/")) + (f"?{urlencode(rest)}" if rest else "")
+        # the page's pictures and event stream cannot send a header: they carry the cookie (quoted:
+        # a token may hold what a cookie value may not, such as ';' or a space)
+        cookie = f"{_cookie_name(scope)}={quote(self.token, safe='')}; HttpOnly; SameSite=Strict; Path=/"
+        if scope.get("scheme") == "https":
+            cookie += "; Secure"
+        await send({"type": "http.response.start", "status": 303,
+                    "headers": [(b"location", location.encode("latin-1")), (b"set-cookie", cookie.encode("latin-1")),
+                                (b"cache-control", b"no-store"), (b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _cookie_name(scope: dict) -> str:
+    server = scope.get("server") or ("", 0)
+    return f"{TOKEN_COOKIE}_{server[1]}"

@@ -10,12 +10,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from stream.images import MAX_MEGAPIXELS
 from stream.web.app import WebContext, create_app
 from stream.web.cameras import CameraFeed
 from stream.web.feed import EventFeed
+from stream.web.guard import HostPolicy
 from stream.web.people import PhotoEnroller
 from stream.web.preview import PreviewBoard, PreviewLayout
-from stream.web.server import WebServer, resolve_token
+from stream.web.server import WebServer, parse_bind, resolve_token
 from stream.web.settings import WebConfig
 
 log = logging.getLogger(__name__)
@@ -23,14 +25,15 @@ log = logging.getLogger(__name__)
 
 class RunWebView:
     def __init__(self, web: WebConfig, frame_sizes: dict[str, tuple[int, int]], run_dir: Path, run_id: str,
-                 ledger: Any, *, gallery: Path | None, unknowns: Path | None, model_name: str) -> None:
+                 ledger: Any, *, gallery: Path | None, unknowns: Path | None, model_name: str,
+                 max_megapixels: float = MAX_MEGAPIXELS) -> None:
         token = resolve_token(web.token)
         self.previews = {name: PreviewLayout(f"{run_id}-view{i}", h, w)
                          for i, (name, (h, w)) in enumerate(frame_sizes.items())}
         self.feed_endpoint = f"ipc://{run_dir}/web-events.sock"
         self._boards = {name: PreviewBoard.create(layout) for name, layout in self.previews.items()}
         self.feed = EventFeed(self.feed_endpoint)
-        self._enroller = PhotoEnroller(model_name, gallery) if gallery is not None else None
+        self._enroller = PhotoEnroller(model_name, gallery, max_megapixels) if gallery is not None else None
 
         def camera_state() -> dict[str, dict]:
             return {name: led.counters.as_dict() for name, led in ledger.sources.items()}
@@ -38,7 +41,8 @@ class RunWebView:
         ctx = WebContext(
             cameras={name: CameraFeed(name, board, web.jpeg_quality) for name, board in self._boards.items()},
             feed=self.feed, camera_state=camera_state, gallery=gallery, unknowns=unknowns,
-            enroller=self._enroller, token=token)
+            enroller=self._enroller, token=token,
+            hosts=HostPolicy.for_bind(parse_bind(web.http)[0], web.allowed_hosts))
         try:
             self.server = WebServer(create_app(ctx), web.http, token).start()
         except BaseException:
@@ -48,6 +52,10 @@ class RunWebView:
     @property
     def url(self) -> str:
         return self.server.url
+
+    @property
+    def where(self) -> str:
+        return self.server.where
 
     def close(self) -> None:
         self.server.stop()

@@ -3,7 +3,8 @@
 Every change goes through ``edit_gallery`` (the same lock and atomic replace as `facestream
 enroll`), so the running publisher picks it up within a second and a CLI enroll at the same time
 loses nothing. Photos added from the page are kept beside the gallery (``<gallery>.photos/``) so
-the page can show them later; a named stranger's track folder moves to ``<unknowns>/.named/``.
+the page can show them later; a named stranger's track folder moves to ``<unknowns>/.named/<name>/``.
+Deleting a person deletes both (stream.recognize.forget).
 """
 
 from __future__ import annotations
@@ -17,22 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from stream.errors import FacestreamError
+from stream.images import MAX_MEGAPIXELS, decode_image, read_image
+from stream.recognize.forget import forget_people, named_dir
 from stream.recognize.gallery import Gallery, edit_gallery
+from stream.recognize.names import check_name
 
 THUMB_PX = 160
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
 _TRACK_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
-NAMED_DIR = ".named"
 
 
 def check_identity(name: str) -> str:
-    name = (name or "").strip()
-    if not name or len(name) > 100 or any(c in name for c in "/\\\n\r\t") or name.startswith("."):
-        raise FacestreamError(f"{name!r}: not a usable name (1-100 characters, no slashes, not starting with '.')")
-    return name
+    """The one name rule (stream.recognize.names), before any work is done for the name."""
+    return check_name(name or "")
 
 
 def list_people(gallery_path: Path | None) -> list[dict]:
@@ -58,12 +58,9 @@ def gallery_photo(gallery_path: Path | None, index: int) -> bytes | None:
     return _thumbnail(Path(gallery.sources[index]))
 
 
-def remove_person(gallery_path: Path, name: str) -> int:
-    with edit_gallery(gallery_path, None, create=False) as gallery:
-        removed = gallery.remove(name)
-        if not removed:
-            raise FacestreamError(f"{gallery_path}: no one named {name}")
-    return removed
+def remove_person(gallery_path: Path, name: str, unknowns: Path | None = None) -> str:
+    """Delete a person and what was stored of them (photos added here, strangers named as them)."""
+    return forget_people(gallery_path, [check_identity(name)], unknowns)[0].message()
 
 
 class PhotoEnroller:
@@ -73,9 +70,10 @@ class PhotoEnroller:
     (CPU), one photo at a time.
     """
 
-    def __init__(self, model_name: str, gallery_path: Path) -> None:
+    def __init__(self, model_name: str, gallery_path: Path, max_megapixels: float = MAX_MEGAPIXELS) -> None:
         self.model_name = model_name
         self.gallery_path = Path(gallery_path)
+        self.max_megapixels = max_megapixels
         self._lock = threading.Lock()
         self._parts = None
 
@@ -93,9 +91,8 @@ class PhotoEnroller:
         name = check_identity(name)
         if len(data) > MAX_PHOTO_BYTES:
             raise FacestreamError(f"{filename}: larger than {MAX_PHOTO_BYTES // 2**20} MB")
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-        if image is None:
-            raise FacestreamError(f"{filename}: not an image OpenCV can decode")
+        # Checked from the header and decoded reduced: a small file can declare gigabytes of pixels.
+        image = decode_image(data, filename, max_megapixels=self.max_megapixels)
         with self._lock:
             manifest, detector, aligner, engine = self._load()
             faces = detector.detect(image)
@@ -184,8 +181,8 @@ def name_unknown(gallery_path: Path, root: Path, track: str, name: str) -> str:
         from stream.models.store import DEFAULT_MODEL, ModelStore
 
         manifest = ModelStore().get(meta.get("model") or DEFAULT_MODEL, verify=False).manifest
-    named = Path(root) / NAMED_DIR / f"{name}-{folder.name}"
-    named.parent.mkdir(exist_ok=True)
+    named = named_dir(root, name) / folder.name  # one folder per name: deleting the person finds them all
+    named.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(folder), str(named))  # first: a second click on the same stranger finds nothing
     try:
         with edit_gallery(gallery_path, manifest) as gallery:
@@ -200,11 +197,9 @@ def name_unknown(gallery_path: Path, root: Path, track: str, name: str) -> str:
 
 
 def _thumbnail(path: Path) -> bytes | None:
-    image = cv2.imread(str(path))
-    if image is None:
+    try:  # decoded straight to thumbnail size (a JPEG at up to 1/8), within the default pixel budget
+        image = read_image(path, work_px=THUMB_PX)
+    except FacestreamError:
         return None
-    scale = THUMB_PX / max(image.shape[:2])
-    if scale < 1:
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
     return buf.tobytes() if ok else None

@@ -14,6 +14,7 @@ import threading
 import time
 
 from stream.errors import FacestreamError
+from stream.web.settings import token_problem
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,23 @@ def is_loopback_host(host: str) -> bool:
 
 
 def resolve_token(token: str | None) -> str | None:
-    """The configured token; ``${VAR}`` takes it from the environment (keep it out of the config file)."""
+    """The configured token; ``${VAR}`` takes it from the environment (keep it out of the config file).
+
+    A weak one is refused here too: the config only sees ``${VAR}``, not what it holds."""
+    where = "web.token"
     if token and token.startswith("${") and token.endswith("}"):
-        value = os.environ.get(token[2:-1])
-        if not value:
-            raise FacestreamError(f"web.token: environment variable {token[2:-1]} is not set")
-        return value
+        name = token[2:-1]
+        where = f"web.token (environment variable {name})"
+        token = os.environ.get(name)
+        if not token:
+            raise FacestreamError(f"web.token: environment variable {name} is not set")
+    if token is not None and token_problem(token):
+        raise FacestreamError(f"{where}: {token_problem(token)}")
     return token or None
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 class WebServer:
@@ -78,8 +89,17 @@ class WebServer:
 
     @property
     def url(self) -> str:
+        """A URL that reaches the view from this machine."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        return f"http://{host}:{self.port}/"
+        return f"http://{_url_host(host)}:{self.port}/"
+
+    @property
+    def where(self) -> str:
+        """Where the view listens, for the one line that says so: bound to all interfaces there is
+        no one address to give (127.0.0.1 would read as loopback only)."""
+        if self.host in ("0.0.0.0", "::"):
+            return f"all interfaces, port {self.port} (http://<an address of this machine>:{self.port}/)"
+        return self.url
 
     def start(self, timeout_s: float = 10.0) -> WebServer:
         self._thread.start()
@@ -88,7 +108,7 @@ class WebServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise FacestreamError(f"the web view did not start on {self.url}")
             time.sleep(0.02)
-        log.warning("web view on %s", self.url)
+        log.debug("web view on %s", self.where)  # the caller prints the one line that says where
         return self
 
     def stop(self) -> None:

@@ -200,3 +200,85 @@ def test_a_secured_run_reaches_only_the_subscriber_with_the_right_keys(cli, keys
         bad.close()
         if good.poll() is None:
             good.kill()
+
+
+def _subscribe(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stream", "subscribe", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
+
+
+@pytest.mark.parametrize(("who", "needle"), [
+    ("stranger", "refused this subscriber's key"),
+    ("plaintext", "give --server-key and --client-key"),
+    ("wrong-server-key", "is --server-key the publisher's public key"),
+])
+def test_subscribe_says_it_was_refused_and_exits(endpoint, keys, who, needle):
+    # It used to wait for --timeout (or forever) and print "0 events", as if all were well.
+    flags = {"stranger": ["--server-key", keys["server_pub"], "--client-key", keys["stranger_secret"]],
+             "plaintext": [],
+             "wrong-server-key": ["--server-key", keys["stranger_secret"], "--client-key", keys["client_secret"]]}
+    pub = secured(endpoint, keys)
+    try:
+        started = time.monotonic()
+        proc = _subscribe("--connect", endpoint, *flags[who], "--timeout", "60")
+        took = time.monotonic() - started
+    finally:
+        pub.close()
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [f"facestream: {endpoint}: {lines[0].split(': ', 2)[2]}"] and needle in lines[0], proc.stderr
+    assert took < 30  # at the refusal, not at --timeout
+
+
+def test_a_curve_subscriber_of_a_plaintext_publisher_is_told(endpoint, keys):
+    pub = EventPublisher(endpoint)
+    try:
+        proc = _subscribe("--connect", endpoint, "--server-key", keys["server_pub"], "--client-key",
+                          keys["client_secret"], "--timeout", "60")
+    finally:
+        pub.close()
+    # libzmq reports a mechanism mismatch as such, or (racing the peer's close) without detail
+    assert proc.returncode == 2 and ("not CURVE-secured" in proc.stderr or "is the publisher CURVE-secured?"
+                                     in proc.stderr), proc.stderr
+
+
+def test_the_subscriber_object_knows_it_was_refused(endpoint, keys):
+    pub = secured(endpoint, keys)
+    sub = EventSubscriber(endpoint, server_key_file=keys["server_pub"], client_key_file=keys["stranger_secret"])
+    try:
+        deadline = time.monotonic() + 10
+        while sub.refused is None and time.monotonic() < deadline:
+            assert sub.receive(0.2) is None
+        assert sub.refused and "refused" in sub.refused and sub.handshakes == 0
+    finally:
+        sub.close()
+        pub.close()
+
+
+def test_subscribe_to_nothing_says_so_at_its_timeout(endpoint):
+    proc = _subscribe("--connect", endpoint, "--timeout", "1")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"facestream: {endpoint}: no publisher is listening there"
+
+
+def test_subscribe_to_a_server_that_never_answers_says_so(endpoint):
+    import socket
+
+    with socket.socket() as silent:  # accepts TCP, never speaks ZeroMQ
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        where = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        proc = _subscribe("--connect", where, "--timeout", "1")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"facestream: {where}: something accepted the connection but never completed " \
+                                  "a ZeroMQ handshake"
+
+
+def test_a_quiet_but_connected_publisher_is_no_error(endpoint):
+    pub = EventPublisher(endpoint)
+    try:
+        proc = _subscribe("--connect", endpoint, "--timeout", "1")
+    finally:
+        pub.close()
+    assert proc.returncode == 0, proc.stderr
+    assert "0 events" in proc.stderr

@@ -125,3 +125,91 @@ def test_reload_re_decides_open_tracks(default_model):
     with pytest.raises(FacestreamError):
         stage.set_gallery(other, "cam")
     assert stage.gallery is new
+
+
+def _save_list_header(path: Path) -> None:
+    """A gallery file whose header JSON is a list: it once crashed the publisher at every restart."""
+    import json
+
+    tmp = path.with_name(".broken.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, header=np.array(json.dumps([1, 2])), embeddings=np.zeros((1, 128), np.float32),
+                 names=np.array(["x"]), sources=np.array([""]))
+    os.replace(tmp, path)
+
+
+def test_watcher_keeps_the_last_good_gallery_for_a_file_not_as_expected(default_model, tmp_path, caplog):
+    manifest = default_model.manifest
+    path = tmp_path / "g.npz"
+    with edit_gallery(path, manifest) as g:
+        g.add("ann", np.full((1, 128), 0.1, np.float32))
+    watcher = GalleryWatcher(path, manifest, interval_s=0.0)
+    _save_list_header(path)
+    with caplog.at_level(logging.WARNING):
+        assert watcher.poll() is None
+    assert any("kept the last good gallery" in r.getMessage() for r in caplog.records), caplog.text
+    good = Gallery.new(manifest)
+    good.add("bob", np.full((1, 128), 0.2, np.float32))
+    good.save(path)
+    assert watcher.poll().identities() == ["bob"]  # a good file after a bad one applies as usual
+
+
+@pytest.mark.slow
+def test_a_broken_gallery_during_a_run_keeps_the_run_going(cli, engines_dir, tmp_path):
+    """The run started with a good gallery; a file that is not one lands mid-run: one line, the run goes on."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO, media_path
+    from tests.support.events import read_events
+
+    gallery, events_out, summary = tmp_path / "g.npz", tmp_path / "events.jsonl", tmp_path / "summary.json"
+    cli("enroll", "--gallery", gallery, "--name", "lin-manuel-miranda", media_path("lin-manuel-miranda.png"),
+        check=True)
+    env = {**os.environ, "FACESTREAM_ENGINES_DIR": str(engines_dir), "PYTHONUNBUFFERED": "1"}
+    run = subprocess.Popen([sys.executable, "-m", "stream", "run", "--source", media_path("short_hamilton_clip.mp4"),
+                            "--realtime", "--gallery", gallery, "--events-out", events_out, "--summary-json", summary,
+                            "--no-progress"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (events_out.exists() and read_events(events_out)):
+            assert run.poll() is None, run.communicate()[1]
+            assert time.monotonic() < deadline, "no events from the run"
+            time.sleep(0.1)
+        _save_list_header(gallery)
+        _, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 0, err
+    assert "Traceback" not in err, err
+    assert "kept the last good gallery" in err, err
+    assert json.loads(summary.read_text())["frames"] > 0
+    named = [e for e in read_events(events_out) if e["type"] == "identity" and e["identity"] == "lin-manuel-miranda"]
+    assert named, "the last good gallery was not kept"
+
+
+def test_a_restarted_publisher_starts_from_the_last_good_gallery(default_model, tmp_path, caplog):
+    """The run checked the file at start; a publisher restarted after a bad save must not fail at every restart."""
+    from stream.recognize.reload import load_or_last_good
+
+    manifest = default_model.manifest
+    path, keep = tmp_path / "g.npz", tmp_path / "run" / "gallery.last-good.npz"
+    keep.parent.mkdir()
+    with edit_gallery(path, manifest) as g:
+        g.add("ann", np.full((1, 128), 0.1, np.float32))
+    assert load_or_last_good(path, manifest, keep).identities() == ["ann"] and keep.is_file()
+    watcher = GalleryWatcher(path, manifest, interval_s=0.0, keep=keep)
+    with edit_gallery(path, manifest) as g:
+        g.add("bob", np.full((1, 128), 0.2, np.float32))
+    assert watcher.poll().identities() == ["ann", "bob"]
+    _save_list_header(path)
+    with caplog.at_level(logging.ERROR):
+        assert load_or_last_good(path, manifest, keep).identities() == ["ann", "bob"]
+    assert "kept the last good gallery" in caplog.text
+    with pytest.raises(FacestreamError, match="header is a JSON list"):
+        load_or_last_good(path, manifest, None)

@@ -2,7 +2,8 @@
 
 ``multipart/x-mixed-replace`` with one JPEG per part, paced at the clip's frame rate; every client
 gets the stream from "now", like a camera. ``stop()`` and ``start()`` on the same port stand for a
-camera that drops off the network and comes back.
+camera that drops off the network and comes back. ``bad_part`` makes chosen parts garbage (a camera
+that sends an undecodable JPEG now and then); ``fps`` paces it faster or slower than the clip.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import http.server
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,8 +34,11 @@ def _encode_clip(clip: Path, max_frames: int = 300) -> tuple[list[bytes], float]
 
 
 class MjpegServer:
-    def __init__(self, clip: Path, port: int = 0) -> None:
+    def __init__(self, clip: Path, port: int = 0, *, fps: float | None = None,
+                 bad_part: Callable[[int], bool] | None = None) -> None:
         self.frames, self.fps = _encode_clip(clip)
+        self.fps = fps or self.fps
+        self.bad_part = bad_part  # k -> whether a client's k-th part (0-based) is sent as garbage
         self.port = port
         self.sent = 0
         self._httpd: http.server.ThreadingHTTPServer | None = None
@@ -61,6 +66,8 @@ class MjpegServer:
                 try:
                     while not server._stopped.is_set():
                         jpeg = server.frames[k % len(server.frames)]
+                        if server.bad_part is not None and server.bad_part(k):
+                            jpeg = bytes(range(256)) * (len(jpeg) // 256 + 1)  # no JPEG markers at all
                         self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
                                          f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
                         server.sent += 1

@@ -20,6 +20,7 @@ import pytest
 from stream.web.app import WebContext, create_app
 from stream.web.cameras import CameraFeed
 from stream.web.feed import EventFeed
+from stream.web.guard import HostPolicy
 from stream.web.preview import PreviewBoard, PreviewLayout
 from stream.web.server import WebServer
 from tests.support.scenes import clip_frames
@@ -81,12 +82,13 @@ class View:
 
 
 def make_view(tmp_path: Path, token: str | None = None, gallery: Path | None = None,
-              unknowns: Path | None = None, enroller=None) -> Iterator[View]:
+              unknowns: Path | None = None, enroller=None, hosts: HostPolicy | None = None) -> Iterator[View]:
     board = PreviewBoard.create(PreviewLayout(f"fs-webtest-{uuid.uuid4().hex[:8]}", 360, 640))
     feed = EventFeed(None)
     ctx = WebContext(cameras={CAMERA: CameraFeed(CAMERA, board)}, feed=feed,
                      camera_state=lambda: {CAMERA: {"frames": 10, "live_dropped": 0, "lost": 0}},
-                     gallery=gallery, unknowns=unknowns, enroller=enroller, token=token)
+                     gallery=gallery, unknowns=unknowns, enroller=enroller, token=token,
+                     hosts=hosts or HostPolicy())
     server = WebServer(create_app(ctx), "127.0.0.1:0", token).start()
     pump = FramePump(board)
     try:

@@ -22,7 +22,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
-def _browser():
+def _browser(*flags: str):
     webdriver = pytest.importorskip("selenium.webdriver")
     if not CHROMIUM or not CHROMEDRIVER:
         pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
@@ -33,7 +33,7 @@ def _browser():
     # the closed network: no background connections, no sandbox as root, a fresh profile
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1400,1000"):
+                 "--no-first-run", "--window-size=1400,1000", *flags):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 

@@ -112,16 +112,21 @@ def test_a_port_in_use_is_one_line():
             WebServer(lambda *a: None, f"127.0.0.1:{port}", token=None)
 
 
+TOKEN = "s3cret-0f1e2d3c4b5a69788796a5b4"
+PHOTO = {"content-type": "application/octet-stream", "x-facestream-request": "1"}  # what the page sends
+JSON = {"content-type": "application/json"}
+
+
 def test_with_a_token_every_request_needs_it(tmp_path):
-    for view in make_view(tmp_path, token="s3cret"):
+    for view in make_view(tmp_path, token=TOKEN):
         assert view.get("/api/status")[0] == 401
         assert view.get("/api/status", headers={"Authorization": "Bearer wrong"})[0] == 401
-        assert view.get("/api/status", headers={"Authorization": "Bearer s3cret"})[0] == 200
-        basic = base64.b64encode(b"me:s3cret").decode()
+        assert view.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200
+        basic = base64.b64encode(f"me:{TOKEN}".encode()).decode()
         assert view.get("/api/status", headers={"Authorization": f"Basic {basic}"})[0] == 200
         assert view.get("/healthz")[0] == 200
-        status, _, response = view.get("/?token=s3cret")
-        assert status == 200
+        status, _, response = view.get(f"/?token={TOKEN}")  # exchanged for the cookie (test_guard.py)
+        assert status == 303
         cookie = response.getheader("set-cookie").split(";")[0]
         assert view.get("/api/cameras", headers={"Cookie": cookie})[0] == 200
         # the handshake is refused, however websockets words it
@@ -147,13 +152,14 @@ def test_gallery_add_photos_list_show_and_delete(tmp_path, default_model, enroll
         assert view.json("/api/gallery") == []
         photo = media_path("lin-manuel-miranda.png").read_bytes()
         status, body, _ = view.get("/api/gallery/lin-manuel-miranda/photos", method="POST", body=photo,
-                                   headers={"x-filename": "lin.png"})
+                                   headers={"x-filename": "lin.png", **PHOTO})
         assert status == 200, body
         status, body, _ = view.get("/api/gallery/nobody/photos", method="POST", body=b"not an image",
-                                   headers={"x-filename": "notes.txt"})
+                                   headers={"x-filename": "notes.txt", **PHOTO})
         assert status == 400 and json.loads(body)["error"] == "notes.txt: not an image OpenCV can decode"
         status, body, _ = view.get("/api/gallery/two/photos", method="POST",
-                                   body=media_path("two_people.jpg").read_bytes(), headers={"x-filename": "two.jpg"})
+                                   body=media_path("two_people.jpg").read_bytes(),
+                                   headers={"x-filename": "two.jpg", **PHOTO})
         assert status == 400 and "faces found (need exactly one)" in json.loads(body)["error"]
         people = view.json("/api/gallery")
         assert [p["name"] for p in people] == ["lin-manuel-miranda"] and people[0]["photos"] == [0]
@@ -199,15 +205,16 @@ def test_naming_a_stranger_enrolls_the_track_it_was(tmp_path, default_model):
         assert np.allclose(g.embeddings[0], emb, atol=1e-5)  # the track's own (model-scale) mean
         assert [p["photos"] for p in view.json("/api/gallery")] == [[0]]  # its crop, moved with it
         status, body, _ = view.get(f"/api/unknowns/{listed[0]['name']}/name", method="POST",
-                                   body=json.dumps({"name": "dave"}).encode())
+                                   body=json.dumps({"name": "dave"}).encode(), headers=JSON)
         assert status == 400 and "no such unknown track" in json.loads(body)["error"]
 
 
 def test_an_unusable_name_is_refused_in_one_line(tmp_path):
     for view in make_view(tmp_path, gallery=tmp_path / "g.npz", unknowns=tmp_path):
-        status, body, _ = view.get("/api/unknowns/x/name", method="POST", body=b'{"name": "../evil"}')
-        assert status == 400 and json.loads(body)["error"].endswith("not a usable name (1-100 characters, no slashes, "
-                                                                    "not starting with '.')")
+        status, body, _ = view.get("/api/unknowns/x/name", method="POST", body=b'{"name": "../evil"}',
+                                   headers={"content-type": "application/json"})
+        assert status == 400, body
+        assert json.loads(body)["error"] == "'../evil': not a usable name: contains '/', a path separator"
 
 
 def test_the_page_is_served_with_its_script(view):

@@ -64,7 +64,7 @@ async function refreshCameras() {
       const online = c.ended ? el("span", {}, "ended") : c.online === false
         ? el("span", { class: "offline" }, "offline") : el("span", { class: "online" }, "live");
       card.querySelector(".state").replaceChildren(online,
-        ` · ${c.fps} fps · ${c.frames} frames · dropped ${c.dropped} · lost ${c.lost}` +
+        ` · ${c.fps} fps · ${c.frames} frames · dropped ${c.dropped} · corrupt ${c.corrupt} · lost ${c.lost}` +
         (c.reconnects ? ` · reconnects ${c.reconnects}` : "") + (c.last_error ? ` · ${c.last_error}` : ""));
     }
   } catch (e) { /* the run ended: the page stays as it was */ }
@@ -138,7 +138,9 @@ $("#add-person").addEventListener("submit", async (e) => {
   const messages = [];
   for (const file of $("#add-file").files) {
     try { messages.push((await api(`/api/gallery/${encodeURIComponent(name)}/photos`, {
-      method: "POST", body: file, headers: { "x-filename": file.name } })).message);
+      // its own type (a file of unknown type as octet-stream) and the header that only this origin may send
+      method: "POST", body: file, headers: { "x-filename": file.name, "content-type": file.type || "application/octet-stream",
+        "x-facestream-request": "1" } })).message);
     } catch (err) { messages.push(`${file.name}: ${err.message}`); out.className = "error"; }
   }
   out.textContent = messages.join("; ");
