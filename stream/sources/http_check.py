@@ -62,6 +62,11 @@ def http_problem(spec: SourceSpec, timeout_s: float) -> str | None:
         exc.close()
         reason = exc.reason if isinstance(exc.reason, str) and exc.reason else _phrase(exc.code)
         return f"HTTP {exc.code} {reason}".rstrip()
+    except TimeoutError:
+        # Accepted but silent (urllib wraps a timeout of the connect itself in URLError, so this is
+        # the wait for the headers): OpenCV would wait out its own timeout on the same server,
+        # doubling what every probe and reconnect costs, for the same answer.
+        return "connected, but no answer"
     except (OSError, http.client.HTTPException, ValueError):
         return None  # unreachable or not HTTP: for the TCP check and OpenCV to say
     if content_type in _PAGE_TYPES:
