@@ -66,10 +66,11 @@ def render_demo_video(photo: Path, out: Path) -> Path:
 
 def ensure_demo(directory: Path, model_name: str | None = None) -> tuple[Path, Path]:
     """The demo video and a gallery of its one person under ``directory``, made once."""
-    from stream.align import FaceAligner, read_image
-    from stream.detect.config import DetectorConfig, single_pass_detector
-    from stream.inference.onnxrt import OnnxRuntimeEngine
+    from stream.detect.config import DetectorConfig
+    from stream.detect.registry import single_pass_detector
+    from stream.images import read_image
     from stream.models.store import ModelStore
+    from stream.photos import PhotoEmbedder
     from stream.recognize.gallery import Gallery
 
     video = directory / "demo.mp4"
@@ -80,14 +81,13 @@ def ensure_demo(directory: Path, model_name: str | None = None) -> tuple[Path, P
         log.info("rendering the demo video from %s", photo)
         render_demo_video(photo, video)
     if not gallery_path.is_file():
-        image = read_image(photo)
-        with single_pass_detector(DetectorConfig(min_face_px=0)) as detector:
-            faces = detector.detect(image)
-        if len(faces) != 1:
-            raise FacestreamError(f"{photo}: expected one face in the demo photo, found {len(faces)}")
-        crops = FaceAligner.for_model(model.manifest).align(image, faces).crops
-        with OnnxRuntimeEngine(model.manifest, model.onnx_path) as engine:
+        # One whole-photo pass: the demo photo is a portrait, no tiles needed.
+        with single_pass_detector(DetectorConfig(min_face_px=0)) as detector, \
+                PhotoEmbedder(model, detector) as photos:
+            faces = photos.faces(read_image(photo))
+            if len(faces) != 1:
+                raise FacestreamError(f"{photo}: expected one face in the demo photo, found {len(faces)}")
             gallery = Gallery.new(model.manifest)
-            gallery.add(DEMO_NAME, engine.embed(crops), [str(photo)])
+            gallery.add(DEMO_NAME, photos.embed(faces), [str(photo)])
         gallery.save(gallery_path)
     return video, gallery_path

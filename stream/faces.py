@@ -11,9 +11,44 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-#: MediaPipe's six face keypoints, in its order. "right"/"left" are the subject's.
-KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear", "left_ear")
-NUM_KEYPOINTS = len(KEYPOINT_NAMES)
+
+@dataclass(frozen=True)
+class LandmarkLayout:
+    """What a detector's keypoints are, so that alignment and pose ask for points by name.
+
+    names: the keypoints in array order; "right"/"left" are the subject's (the subject's right eye
+    is on the image's left). means: named points a layout gives as the mean of others (an eye's
+    centre from its two corners).
+    """
+
+    name: str
+    names: tuple[str, ...]
+    means: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def has(self, name: str) -> bool:
+        return name in self.names or any(name == derived for derived, _ in self.means)
+
+    def point(self, keypoints: np.ndarray, name: str) -> np.ndarray:
+        """The point ``name`` of (..., K, 2) keypoints in this layout: (..., 2)."""
+        if name in self.names:
+            return keypoints[..., self.names.index(name), :]
+        for derived, parts in self.means:
+            if derived == name:
+                return np.mean([keypoints[..., self.names.index(p), :] for p in parts], axis=0)
+        raise KeyError(f"the {self.name} landmarks have no {name!r} (they have {', '.join(self.names)})")
+
+    def points(self, keypoints: np.ndarray, names: tuple[str, ...] | list[str]) -> np.ndarray:
+        """(..., len(names), 2): the named points of (..., K, 2) keypoints."""
+        return np.stack([self.point(keypoints, name) for name in names], axis=-2)
+
+
+#: MediaPipe's six face keypoints (BlazeFace), in its order: the default layout.
+MEDIAPIPE_FACE = LandmarkLayout("mediapipe-6", ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear",
+                                                "left_ear"))
+NUM_KEYPOINTS = len(MEDIAPIPE_FACE)  # the default layout's
 
 
 def _check(name: str, arr: np.ndarray | None, shape: tuple[int | None, ...], n: int) -> None:
@@ -33,7 +68,7 @@ class Faces:
 
     xyxy: (N, 4) float32 pixel boxes [x1, y1, x2, y2].
     score: (N,) float32 detector confidence.
-    keypoints: (N, 6, 2) float32 pixel positions, in ``KEYPOINT_NAMES`` order.
+    keypoints: (N, K, 2) float32 pixel positions, K the landmarks of ``layout``, in its order.
     track_id: (N,) int64, -1 while unassigned.
     crops: (N, H, W, 3) uint8 aligned BGR crops, or None.
     embeddings: (N, D) float32, or None.
@@ -45,25 +80,27 @@ class Faces:
     track_id: np.ndarray = field(default=None)  # type: ignore[assignment]
     crops: np.ndarray | None = None
     embeddings: np.ndarray | None = None
+    layout: LandmarkLayout = MEDIAPIPE_FACE
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
         n = len(xyxy)
         object.__setattr__(self, "xyxy", xyxy)
         object.__setattr__(self, "score", np.asarray(self.score, dtype=np.float32).reshape(-1))
-        keypoints = np.asarray(self.keypoints, dtype=np.float32).reshape(-1, NUM_KEYPOINTS, 2)
+        keypoints = np.asarray(self.keypoints, dtype=np.float32).reshape(-1, len(self.layout), 2)
         object.__setattr__(self, "keypoints", keypoints)
         tid = np.full(n, -1, np.int64) if self.track_id is None else np.asarray(self.track_id, np.int64)
         object.__setattr__(self, "track_id", tid)
         _check("score", self.score, (None,), n)
-        _check("keypoints", self.keypoints, (None, NUM_KEYPOINTS, 2), n)
+        _check("keypoints", self.keypoints, (None, len(self.layout), 2), n)
         _check("track_id", self.track_id, (None,), n)
         _check("crops", self.crops, (None, None, None, 3), n)
         _check("embeddings", self.embeddings, (None, None), n)
 
     @classmethod
-    def empty(cls) -> Faces:
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, NUM_KEYPOINTS, 2), np.float32))
+    def empty(cls, layout: LandmarkLayout = MEDIAPIPE_FACE) -> Faces:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, len(layout), 2), np.float32),
+                   layout=layout)
 
     def __len__(self) -> int:
         return len(self.xyxy)
@@ -79,6 +116,7 @@ class Faces:
             track_id=self.track_id[index],
             crops=None if self.crops is None else self.crops[index],
             embeddings=None if self.embeddings is None else self.embeddings[index],
+            layout=self.layout,
         )
 
     def with_(self, **changes: np.ndarray | None) -> Faces:
@@ -89,17 +127,18 @@ class Faces:
     def widths(self) -> np.ndarray:
         return self.xyxy[:, 2] - self.xyxy[:, 0]
 
-    @property
-    def heights(self) -> np.ndarray:
-        return self.xyxy[:, 3] - self.xyxy[:, 1]
-
 
 def concat_faces(parts: list[Faces]) -> Faces:
     """Detections of several looks at one frame as one ``Faces`` (boxes, scores, keypoints)."""
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return Faces.empty()
+    found = [p for p in parts if len(p)]
+    if not found:
+        return Faces.empty(parts[0].layout) if parts else Faces.empty()
+    layouts = {p.layout for p in found}
+    if len(layouts) > 1:
+        names = ", ".join(sorted(x.name for x in layouts))
+        raise ValueError(f"cannot join faces of different landmark layouts ({names})")
+    parts = found
     if len(parts) == 1:
         return parts[0]
     return Faces(np.concatenate([p.xyxy for p in parts]), np.concatenate([p.score for p in parts]),
-                 np.concatenate([p.keypoints for p in parts]))
+                 np.concatenate([p.keypoints for p in parts]), layout=parts[0].layout)

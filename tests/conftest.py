@@ -13,6 +13,15 @@ REPO = Path(__file__).resolve().parents[1]
 MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO / "tests" / "media"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts the `facestream` command (the ``cli`` fixture) is ``slow``: each process pays
+    for Python, ONNX Runtime and MediaPipe coming up. ``pytest -m "not slow"`` is the fast subset."""
+    slow = pytest.mark.slow
+    for item in items:
+        if "cli" in getattr(item, "fixturenames", ()):
+            item.add_marker(slow)
+
+
 def media_path(name: str) -> Path:
     """Path of a file in tests/media, skipping the test with a clear reason when absent."""
     path = MEDIA / name

@@ -26,6 +26,7 @@ def big_jpeg(tmp_path_factory) -> Path:
     return large_jpeg(tmp_path_factory.mktemp("big") / "big.jpg", media_path("obama.jpg"))
 
 
+@pytest.mark.slow
 def test_a_png_declaring_900_megapixels_is_refused_from_its_header(big_png):
     assert big_png.stat().st_size < 1_000_000
     with pytest.raises(FacestreamError) as info:
@@ -35,6 +36,7 @@ def test_a_png_declaring_900_megapixels_is_refused_from_its_header(big_png):
         decode_image(big_png.read_bytes(), "upload.png")
 
 
+@pytest.mark.slow
 def test_a_large_baseline_jpeg_is_decoded_reduced_to_the_working_size(big_jpeg):
     header = image_size(big_jpeg)
     assert (header.width, header.height, header.format, header.reduction()) == (8000, 8000, "JPEG", 4)
@@ -44,6 +46,7 @@ def test_a_large_baseline_jpeg_is_decoded_reduced_to_the_working_size(big_jpeg):
     assert abs(int(image[10, 10].mean()) - 128) <= 3 and image[:, 900:1100].std() > 10
 
 
+@pytest.mark.slow
 def test_a_progressive_jpeg_counts_at_full_size(tmp_path):
     # libjpeg keeps a progressive image's every coefficient in memory, whatever size it outputs
     canvas = np.full((7000, 7000, 3), 90, np.uint8)
@@ -56,6 +59,7 @@ def test_a_progressive_jpeg_counts_at_full_size(tmp_path):
     assert read_image(path, max_megapixels=50).shape == (WORK_PX, WORK_PX, 3)
 
 
+@pytest.mark.slow
 def test_a_jpeg_too_large_even_reduced_says_so(tmp_path):
     path = large_jpeg(tmp_path / "huge.jpg", media_path("obama.jpg"), side=8000)
     with pytest.raises(FacestreamError, match=r"8000x8000 pixels \(64 MP; 4.0 MP even decoded at 1/4\) is over the "
@@ -81,6 +85,7 @@ def test_what_is_not_an_image_is_one_line(data):
         decode_image(data, "x.bin")
 
 
+@pytest.mark.slow
 def test_fuzzed_headers_give_an_image_or_one_error_line():
     """Random bytes changed in the first 64 bytes of real photos: never another exception, never an
     image over the working size."""
@@ -98,6 +103,7 @@ def test_fuzzed_headers_give_an_image_or_one_error_line():
             assert image.ndim == 3 and max(image.shape[:2]) <= WORK_PX
 
 
+@pytest.mark.slow
 def test_thumbnails_are_decoded_small_and_a_bomb_has_none(big_jpeg, big_png):
     from stream.web.people import THUMB_PX, _thumbnail
 
@@ -106,6 +112,7 @@ def test_thumbnails_are_decoded_small_and_a_bomb_has_none(big_jpeg, big_png):
     assert _thumbnail(big_png) is None
 
 
+@pytest.mark.slow
 def test_a_folder_of_crops_is_recognised_from_the_headers(tmp_path):
     from stream.cli.enroll_cmd import aligned_crops
 

@@ -67,10 +67,10 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
-    from stream.align import load_face_crops
     from stream.inference.onnxrt import OnnxRuntimeEngine
     from stream.inference.select import EngineConfig
     from stream.models.store import ModelStore
+    from stream.photos import load_face_crops
 
     model = ModelStore().get(args.model) if args.model else ModelStore().get()
     base = load_face_crops([MEDIA / p for p in PHOTOS], model.manifest)

@@ -32,8 +32,10 @@ FACES = {("obama.jpg", 0): "obama", ("obama2.jpg", 0): "obama", ("two_people.jpg
 
 
 def photo_crops(manifest) -> tuple[np.ndarray, list[str]]:
-    from stream.align import FaceAligner, read_image
-    from stream.detect.mediapipe_detector import DetectorConfig, MediaPipeFaceDetector
+    from stream.align import FaceAligner
+    from stream.detect.blazeface.graph import MediaPipeFaceDetector
+    from stream.detect.config import DetectorConfig
+    from stream.images import read_image
 
     aligner = FaceAligner.for_model(manifest)
     crops, people = [], []
@@ -84,6 +86,7 @@ def main() -> int:
     from stream.inference.onnxrt import OnnxRuntimeEngine
     from stream.models.quantize import quantize
     from stream.models.store import ModelStore
+    from stream.photos import calibration
 
     with tempfile.TemporaryDirectory() as tmp:
         store = ModelStore(Path(tmp) / "engines")
@@ -93,8 +96,8 @@ def main() -> int:
         shutil.copy(MEDIA / "short_hamilton_clip.mp4", calib / "clip.mp4")  # temp dir, never the repo
         variants = {"fp32": base,
                     "fp16": quantize(base.name, "fp16", store=store),
-                    "int8": quantize(base.name, "int8", calib, store=store, method=args.method),
-                    "int8-trt": quantize(base.name, "int8", calib, store=store, method=args.method,
+                    "int8": quantize(base.name, "int8", calibration(calib), store=store, method=args.method),
+                    "int8-trt": quantize(base.name, "int8", calibration(calib), store=store, method=args.method,
                                          target="tensorrt")}
         crops, people = photo_crops(base.manifest)
         engines = {k: OnnxRuntimeEngine(m.manifest, m.onnx_path, max_batch=32, intra_threads=args.threads,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from stream.cluster.methods import agglomerative, chinese_whispers, clusters_per_person, purity
-from stream.cluster.tracks import co_occurring, read_tracks
+from stream.cluster.saved_tracks import co_occurring, read_tracks
 from stream.models.manifest import distance_matrix
 
 

@@ -30,7 +30,8 @@ PHOTOS = ["obama.jpg", "obama2.jpg", "biden.jpg", "two_people.jpg", "lin-manuel-
 def main() -> int:
     import dlib
 
-    from stream.detect.mediapipe_detector import DetectorConfig, MediaPipeFaceDetector
+    from stream.detect.blazeface.graph import MediaPipeFaceDetector
+    from stream.detect.config import DetectorConfig
     from stream.models.dlib_resnet import package_weights
 
     models = package_weights().parent

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "stream.cli.run_cmd",
     "stream.cli.enroll_cmd",
     "stream.cli.cluster_cmd",
+    "stream.cli.site_cmd",
     "stream.cli.embed_cmd",
     "stream.cli.eval_cmd",
     "stream.cli.subscribe_cmd",
@@ -66,22 +67,37 @@ def configure_logging(level: str) -> None:
     )
 
 
-def _with_cluster_default(argv: list[str]) -> list[str]:
-    """``cluster DIR`` is ``cluster faces DIR``: the command was that before it had sub-commands."""
-    from stream.cli.cluster_cmd import SUBCOMMANDS
-
+def _command_at(argv: list[str]) -> int:
+    """Index of the command in ``argv``: global options come first."""
     i = 0
-    while i < len(argv) and argv[i].startswith("-"):  # global options come first
+    while i < len(argv) and argv[i].startswith("-"):
         i += 2 if argv[i] == "--log-level" else 1
-    if i + 1 < len(argv) and argv[i] == "cluster" and argv[i + 1] not in (*SUBCOMMANDS, "-h", "--help"):
-        return [*argv[:i + 1], "faces", *argv[i + 1:]]
+    return i
+
+
+def _with_cluster_default(argv: list[str]) -> list[str]:
+    """``cluster DIR`` is ``cluster faces DIR``: the command was that before it had sub-commands. ``cluster run``
+    and ``cluster batch`` (the Ray commands before they were ``site ...``) say their new name."""
+    from stream.cli.cluster_cmd import RENAMED, SUBCOMMANDS
+
+    i = _command_at(argv)
+    if i + 1 < len(argv) and argv[i] == "cluster":
+        if argv[i + 1] in RENAMED:
+            raise FacestreamError(f"cluster {argv[i + 1]}: renamed: use `facestream {RENAMED[argv[i + 1]]}`")
+        if argv[i + 1] not in (*SUBCOMMANDS, "-h", "--help"):
+            return [*argv[:i + 1], "faces", *argv[i + 1:]]
     return argv
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     mask_own_cmdline()  # first: a password in argv is readable by every user until this runs
     parser = build_parser()
-    args = parser.parse_args(_with_cluster_default(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        argv = _with_cluster_default(list(sys.argv[1:] if argv is None else argv))
+    except FacestreamError as exc:
+        print(f"facestream: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     configure_logging(args.log_level)
     try:
         return int(args.func(args) or 0)

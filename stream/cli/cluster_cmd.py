@@ -1,5 +1,5 @@
 """`facestream cluster faces DIR` (or `cluster DIR`): group the unknown tracks a run saved (--save-unknowns) by
-identity. `cluster run` and `cluster batch` (Ray) live in scale_cmd."""
+identity. The Ray commands that were `cluster run` / `cluster batch` are `site run` / `site batch` (site_cmd)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,20 @@ from stream.errors import FacestreamError
 log = logging.getLogger(__name__)
 
 
-#: ``facestream cluster DIR`` (before the Ray commands came) still means ``cluster faces DIR``
-SUBCOMMANDS = ("faces", "run", "batch")
+#: ``facestream cluster DIR`` (the command before it had sub-commands) still means ``cluster faces DIR``
+SUBCOMMANDS = ("faces",)
+#: ``cluster run`` / ``cluster batch`` ran the Ray site before ``cluster`` meant only grouping faces
+RENAMED = {"run": "site run", "batch": "site batch"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from stream.cluster.methods import LINKAGES, METHODS
 
     top = subparsers.add_parser(
-        "cluster", help="group unknown tracks into people (faces); run a site or a video archive on Ray (run, batch)",
-        description="`cluster faces DIR`: group saved unknown tracks into people (also `cluster DIR`). "
-                    "`cluster run` / `cluster batch`: scale out on a Ray cluster (pip install 'facestream[cluster]').",
+        "cluster", help="group saved unknown tracks into people",
+        description="`cluster faces DIR`: group saved unknown tracks into people (also `cluster DIR`).",
     )
-    sub = top.add_subparsers(dest="cluster_command", metavar="{faces,run,batch}")
+    sub = top.add_subparsers(dest="cluster_command", metavar="{faces}")
     sub.required = True
     p = sub.add_parser(
         "faces", help="group saved unknown tracks into people",
@@ -42,15 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--linkage", choices=LINKAGES, default="complete",
                    help="agglomerative: complete (every pair within the threshold; default) or average")
     p.set_defaults(func=run)
-    from stream.cli import scale_cmd
-
-    scale_cmd.register(sub)
 
 
 def run(args: argparse.Namespace) -> int:
     from stream.cluster.methods import cluster
     from stream.cluster.output import write_clusters
-    from stream.cluster.tracks import co_occurring, read_tracks
+    from stream.cluster.saved_tracks import co_occurring, read_tracks
     from stream.models.manifest import distance_matrix
 
     tracks = read_tracks(args.dir)

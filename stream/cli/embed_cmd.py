@@ -8,8 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
-from stream.cli.common import add_model_arg, cpu_engine, load_model
+from stream.cli.common import add_model_arg
 from stream.errors import FacestreamError
+from stream.models.store import load_model
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.align import FaceAligner
     from stream.detect import DetectorConfig, FaceDetector
     from stream.images import read_image
+    from stream.photos import PhotoEmbedder
 
     model = load_model(args.model)
-    aligner = FaceAligner.for_model(model.manifest)
     failures = 0
-    with FaceDetector(DetectorConfig(model=args.detector)) as detector, \
-            cpu_engine(model) as engine:
+    with FaceDetector(DetectorConfig(model=args.detector)) as detector, PhotoEmbedder(model, detector) as photos:
         for path in args.images:
             try:
                 image = read_image(path)
@@ -43,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"facestream: {exc}", file=sys.stderr)
                 failures += 1
                 continue
-            faces = aligner.align(image, detector.detect(image))
-            embeddings = engine.embed(faces.crops) if len(faces) else []
+            faces = photos.faces(image)
+            embeddings = photos.embed(faces)
             record = {
                 "image": str(path),
                 "model": model.name,

@@ -6,9 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from stream.cli.common import load_model
 from stream.errors import ModelError
-from stream.models.store import InstalledModel
+from stream.models.store import InstalledModel, load_model
 
 
 def add_model_or_onnx_arg(parser: argparse.ArgumentParser) -> None:
@@ -89,11 +88,11 @@ def build(args: argparse.Namespace) -> int:
 def check(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from stream.align import load_face_crops
     from stream.inference.onnxrt import OnnxRuntimeEngine
     from stream.inference.select import EngineConfig
     from stream.inference.tensorrt import TensorRTEngine
     from stream.inference.trt_build import require_gpu_stack
+    from stream.photos import load_face_crops
 
     require_gpu_stack("facestream engine check")
     model = resolve_model(args.model)

@@ -14,8 +14,10 @@ import logging
 import sys
 from pathlib import Path
 
-from stream.cli.common import add_model_arg, cpu_engine, load_model
+from stream.cli.common import add_model_arg
 from stream.errors import FacestreamError
+from stream.inference.select import cpu_engine
+from stream.models.store import load_model
 from stream.recognize.names import check_name, show
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ def aligned_crops(folder: Path, size: tuple[int, int]) -> list[Path] | None:
     cluster) gives their ``crop-*.png``; otherwise a folder whose images all have the model's
     input size (w, h) is taken as crops. Anything else is photos to detect in.
     """
-    from stream.cluster.tracks import read_tracks
+    from stream.cluster.saved_tracks import read_tracks
 
     if not folder.is_dir():
         return None
@@ -174,9 +176,8 @@ def _run_crops(args: argparse.Namespace) -> int:
 
 
 def _run_photos(args: argparse.Namespace) -> int:
-    from stream.align import FaceAligner
-    from stream.detect import FaceDetector
     from stream.images import check_image, read_image
+    from stream.photos import PhotoEmbedder, one_face
     from stream.recognize.gallery import edit_gallery
 
     pairs = collect(args)
@@ -184,20 +185,19 @@ def _run_photos(args: argparse.Namespace) -> int:
         check_image(path)
     model = load_model(args.model)
     _check_existing(args.gallery, model.manifest)
-    aligner = FaceAligner.for_model(model.manifest)
     added: dict[str, int] = {}
     enrolled: list[tuple[str, object, Path]] = []
     skipped = 0
-    with FaceDetector() as detector, cpu_engine(model) as engine:
+    with PhotoEmbedder(model) as photos:
         for name, path in pairs:  # one decoded photo in memory at a time
-            image = read_image(path)
-            faces = detector.detect(image)
-            if len(faces) != 1:
-                why = "no face found" if not len(faces) else f"{len(faces)} faces found (need exactly one)"
+            faces = photos.faces(read_image(path))
+            why = one_face(faces)
+            if why is not None:
+                why = why if not len(faces) else f"{why} (need exactly one)"
                 print(f"facestream: {path}: {why}; skipped", file=sys.stderr)
                 skipped += 1
                 continue
-            enrolled.append((name, engine.embed(aligner.align(image, faces).crops), path))
+            enrolled.append((name, photos.embed(faces), path))
             added[name] = added.get(name, 0) + 1
     if not added:
         raise FacestreamError(f"{args.gallery}: nothing enrolled ({skipped} image(s) skipped); gallery unchanged")

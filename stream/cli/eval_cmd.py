@@ -75,9 +75,9 @@ def _fmt(x: float, spec: str = ".4f") -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stream.evaluate.images import detect_crops, embed_crops
     from stream.evaluate.protocol import FAR_TARGET, evaluate, roc_curve
     from stream.models.store import DEFAULT_MODEL, ModelStore
+    from stream.photos import detect_crops, embed_crops
 
     if args.dataset is None and args.probes is None:
         raise FacestreamError("eval: give a DATASET, or --gallery G --probes DIR")
@@ -150,9 +150,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _open_set(args: argparse.Namespace, model, calibrated: float | None):
-    from stream.evaluate.images import detect_crops, embed_crops
     from stream.evaluate.openset import open_set
     from stream.evaluate.pairs import scan_identities
+    from stream.photos import detect_crops, embed_crops
     from stream.recognize.gallery import Gallery
 
     gallery = Gallery.load(args.gallery, model.manifest)

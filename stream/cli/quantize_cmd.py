@@ -25,9 +25,10 @@ def register_models(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from stream.models.quantize import quantize
+    from stream.photos import calibration
 
-    model = quantize(args.name, args.precision, args.calib, method=args.method, limit=args.max_calib,
-                     target=args.target)
+    faces = calibration(args.calib, args.max_calib) if args.calib is not None else None
+    model = quantize(args.name, args.precision, faces, method=args.method, target=args.target)
     size_mb = model.onnx_path.stat().st_size / 1e6
     print(f"installed {model.name} ({model.manifest.precision}, {size_mb:.1f} MB, sha256 {model.manifest.sha256})")
     return 0

@@ -6,7 +6,9 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from stream.errors import FacestreamError
 
@@ -32,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--events-out", type=Path, metavar="FILE.jsonl", help="append events as JSON lines")
     p.add_argument("--mqtt", metavar="mqtt://[USER:PASS@]HOST[:PORT]",
                    help="publish events to an MQTT broker (overrides output.mqtt; ${VAR} for the password)")
+    p.add_argument("--webhook", action="append", metavar="URL",
+                   help="POST every event as JSON to this http(s) URL; repeatable (overrides output.webhooks)")
     p.add_argument("--tracks-out", type=Path, metavar="FILE.txt",
                    help="per-frame tracks as MOTChallenge rows + identity (one file per source)")
     p.add_argument("--save-unknowns", type=Path, metavar="DIR",
@@ -48,37 +52,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _same(value):
+    return value
+
+
+#: (flag's argparse dest, config path it overrides, flag value -> config value). A flag overrides only when
+#: given: None and False (an unset store_true) are "not given"; 0 is a value (a port, a batch size).
+OVERRIDES: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+    ("gallery", "gallery", _same),
+    ("model", "model.name", _same),
+    ("engine", "engine.kind", _same),
+    ("publish", "output.publish", _same),
+    ("publish_key", "output.publish_server_key", _same),
+    ("publish_clients", "output.publish_client_keys", _same),
+    ("events_out", "output.events_out", _same),
+    ("mqtt", "output.mqtt", _same),
+    ("webhook", "output.webhooks", lambda urls: [{"url": url} for url in urls]),
+    ("tracks_out", "output.tracks_out", _same),
+    ("save_unknowns", "output.save_unknowns", _same),
+    ("http", "web.http", _same),
+    ("realtime", "sources.realtime", _same),
+    ("metrics_port", "output.metrics_port", _same),
+    ("max_batch", "batching.max_batch", _same),
+)
+
+
 def apply_overrides(config, args: argparse.Namespace):
     """CLI flags win over the config file; returns a new, re-validated config."""
     data = config.model_dump()
-    if args.gallery:
-        data["gallery"] = args.gallery
-    if args.model:
-        data["model"]["name"] = args.model
-    if args.engine:
-        data["engine"]["kind"] = args.engine
-    if args.publish:
-        data["output"]["publish"] = args.publish
-    if args.publish_key:
-        data["output"]["publish_server_key"] = args.publish_key
-    if args.publish_clients:
-        data["output"]["publish_client_keys"] = args.publish_clients
-    if args.events_out:
-        data["output"]["events_out"] = args.events_out
-    if args.mqtt:
-        data["output"]["mqtt"] = args.mqtt
-    if args.tracks_out:
-        data["output"]["tracks_out"] = args.tracks_out
-    if args.save_unknowns:
-        data["output"]["save_unknowns"] = args.save_unknowns
-    if args.http:
-        data["web"]["http"] = args.http
-    if args.realtime:
-        data["sources"]["realtime"] = True
-    if args.metrics_port is not None:
-        data["output"]["metrics_port"] = args.metrics_port
-    if args.max_batch is not None:
-        data["batching"]["max_batch"] = args.max_batch
+    for flag, path, transform in OVERRIDES:
+        given = getattr(args, flag)
+        if given is None or given is False or given == "":
+            continue
+        *parents, leaf = path.split(".")
+        node = data
+        for key in parents:
+            node = node[key]
+        node[leaf] = transform(given)
     try:
         return type(config).model_validate(data)
     except Exception as exc:  # pydantic.ValidationError: name the flag's field in one line
@@ -111,7 +121,10 @@ def run(args: argparse.Namespace) -> int:
         from stream.cvpath import opencv_path
 
         opencv_path(args.annotate)
-    summary = run_pipeline(config, sources, annotate=args.annotate,
+    open_view = None
+    if config.web.http:
+        from stream.web.live import open_run_view as open_view
+    summary = run_pipeline(config, sources, annotate=args.annotate, open_view=open_view,
                            progress=not args.no_progress and sys.stderr.isatty(),
                            log_level=args.log_level)
     if args.summary_json:
@@ -133,7 +146,8 @@ def format_summary(s: dict) -> str:
             f"({s.get('embedded', 0)} embedded), {s.get('tracks', 0)} tracks, {s.get('fps', 0):.1f} fps; "
             f"latency p50 {lat.get('p50', 0):.0f} ms p95 {lat.get('p95', 0):.0f} ms; "
             f"ms/frame: {split}; identities: {', '.join(named) or 'none'}; "
-            f"engine {(s.get('engine') or {}).get('backend', '?')}{_not_processed(s)}{_restarts(s)}{_mqtt(s)}")
+            f"engine {(s.get('engine') or {}).get('backend', '?')}{_not_processed(s)}{_restarts(s)}{_mqtt(s)}"
+            f"{_webhooks(s)}")
 
 
 def _not_processed(s: dict) -> str:
@@ -152,6 +166,12 @@ def _mqtt(s: dict) -> str:
         return ""
     return (f"; mqtt: {mqtt['published']} published ({mqtt['acked']} acknowledged), "
             f"{mqtt['dropped']} dropped")
+
+
+def _webhooks(s: dict) -> str:
+    """Each webhook's totals in the summary line, like MQTT's: a loss is not only in the log."""
+    hooks = {name: n for name, n in (s.get("sinks") or {}).items() if name.startswith("webhook")}
+    return "".join(f"; {name}: {n['delivered']} delivered, {n['dropped']} dropped" for name, n in hooks.items())
 
 
 def _restarts(s: dict) -> str:

@@ -1,1 +1,1 @@
-"""Unknown faces into people: saved unknown tracks (``tracks``), grouping them (``methods``), output."""
+"""Unknown faces into people: saved unknown tracks (``saved_tracks``), grouping them (``methods``), output."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from stream.cluster.contact import write_contact_sheet
-from stream.cluster.tracks import SavedTrack
+from stream.cluster.saved_tracks import SavedTrack
 from stream.errors import FacestreamError
 
 SHEET_CROPS_PER_TRACK = 2  # the best two of each track: a sheet shows many tracks, not one track's frames

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stream.config.limits import SettingError
+from stream.config.web import WebConfig
 from stream.detect.config import DetectorConfig
 from stream.errors import FacestreamError
 from stream.images import PhotosConfig
@@ -21,7 +22,6 @@ from stream.recognize.appearance import AppearanceConfig
 from stream.recognize.voting import VotingConfig
 from stream.sources.credentials import mask_text
 from stream.track.sort import TrackerConfig
-from stream.web.settings import WebConfig
 
 if TYPE_CHECKING:
     import yaml
@@ -93,6 +93,41 @@ class SourceConfig(_Section):
         return self
 
 
+class WebhookConfig(_Section):
+    url: str = Field(description="POST each event as JSON to this http(s) URL")
+    secret: str | None = Field(
+        default=None, min_length=1,
+        description="sign each body: header X-Facestream-Signature: sha256=<HMAC-SHA256 of the body under this "
+                    "secret> (${VAR} from the environment)",
+    )
+    timeout_s: float = Field(default=5.0, gt=0, le=300, description="seconds one POST may take before it is retried")
+    queue: int = Field(default=1000, ge=1, le=1_000_000,
+                       description="events kept while the receiver is slow or away; beyond it the oldest are "
+                                   "dropped (counted)")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        from stream.events.webhook import check_url
+
+        try:
+            return check_url(url)
+        except FacestreamError as exc:  # pydantic reports ValueErrors with the field's name
+            raise ValueError(str(exc).removeprefix("--webhook ")) from None
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_env(cls, secret: str | None) -> str | None:
+        if secret is not None:
+            from stream.sources.credentials import expand_env
+
+            try:
+                expand_env(secret, "secret")  # an unset ${VAR} fails now, not in the publisher mid-run
+            except FacestreamError as exc:
+                raise ValueError(str(exc).removeprefix("secret: ")) from None
+        return secret
+
+
 class OutputConfig(_Section):
     publish: str | None = Field(default=None, description="ZeroMQ endpoint to bind a PUB socket on, e.g. tcp://*:5556")
     sndhwm: int = Field(default=1000, ge=1, le=1_000_000, description="ZeroMQ send high-water mark (messages)")
@@ -107,7 +142,7 @@ class OutputConfig(_Section):
     )
     origin: str | None = Field(
         default=None, max_length=64,
-        description="this pipeline's name in a site of several (set by `facestream cluster run`): every event "
+        description="this pipeline's name in a site of several (set by `facestream site run`): every event "
                     "carries it, and subscribers count seq per origin",
     )
     publish_server_key: Path | None = Field(
@@ -121,9 +156,16 @@ class OutputConfig(_Section):
     publish_connect_keys: Path | None = Field(
         default=None,
         description="CURVE, with publish_connect: folder with the proxy's public server.key and this "
-                    "publisher's client.key_secret (`facestream cluster run` gives each shard its site's)",
+                    "publisher's client.key_secret (`facestream site run` gives each shard its site's)",
     )
     events_out: Path | None = Field(default=None, description="append events as JSON lines to this file")
+    webhooks: list[WebhookConfig] = Field(
+        default_factory=list,
+        description="POST every event as JSON to each of these, in order, retried with backoff; each item: url "
+                    "(http[s]://...), secret (null; if set, header X-Facestream-Signature: sha256=<HMAC-SHA256 of "
+                    "the body>, ${VAR} from the environment), timeout_s (5.0), queue (1000 events kept while the "
+                    "receiver is slow or away; beyond it the oldest are dropped, counted)",
+    )
     mqtt: str | None = Field(
         default=None,
         description="publish events to this MQTT broker, mqtt[s]://[user:password@]host[:port] (${VAR} from the "
@@ -153,13 +195,13 @@ class OutputConfig(_Section):
                                description="crops kept per unknown track (the best by the voter's quality)")
     unknown_min_embeddings: int = Field(
         default=5, ge=1, le=10_000,
-        description="save an unknown track only if it was embedded at least this often (most tracks of false "
-                    "detections are shorter; unknown_min_score catches the rest)")
+        description="save an unknown track only if it was embedded at least this often (tracks of false "
+                    "detections are mostly short; unknown_min_score catches the rest)")
     unknown_min_score: float = Field(
         default=0.7, ge=0.0, le=1.0,
         description="save an unknown track only if the detector's mean score over its embedded faces reaches "
-                    "this: on the shared clip the tracks of hands, dark patches and half faces had 0.54-0.69, "
-                    "the frontal and three-quarter faces 0.72-0.84 (a full profile 0.67: left out too)")
+                    "this: false detections (hands, dark patches, half faces) and full profiles score lower than "
+                    "frontal and three-quarter faces (figures: docs/benchmarks.md)")
 
     @field_validator("mqtt")
     @classmethod

@@ -1,4 +1,5 @@
-"""Face detection: MediaPipe BlazeFace, offline from the installed package, tiled for large frames."""
+"""Face detection: a detector interface (``base``), the kinds ``detector.kind`` names (``kinds``,
+``registry``), BlazeFace (the default) and dlib's HOG behind it, and the tiled scan over any of them."""
 
 from __future__ import annotations
 

@@ -1,41 +1,34 @@
-"""How faces are detected: the detector's settings and the per-model facts they rest on."""
+"""How faces are detected: the detector's settings, and the tile counts they lead to."""
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-#: Smallest face each BlazeFace model finds reliably, as a share of the image's long side (it
-#: letterboxes to 128 or 192 px). Measured on tests/media photos shrunk onto gray canvases: the
-#: full-range model finds faces down to ~0.05, the short-range one down to ~0.12; with margin:
-MIN_FACE_SHARE = {"short": 0.15, "full": 0.07}
-
-#: Each model's square input (``blazeface.MODELS``; tested to agree). A tile smaller than this is
-#: only magnified, so a face under ``MIN_FACE_SHARE`` of it is below what the model can see at all.
-MODEL_INPUT_PX = {"short": 128, "full": 192}
-
-
-def min_face_floor(model: Literal["short", "full"]) -> int:
-    """The smallest ``min_face_px`` worth tiling for: smaller tiles only magnify pixels, at a cost
-    that grows with the inverse square (1 px took a 1080p run to 18.9 GB at 0.4 fps)."""
-    return math.ceil(MODEL_INPUT_PX[model] * MIN_FACE_SHARE[model])
+from stream.detect.kinds import facts_of
 
 
 class DetectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
+    kind: Literal["blazeface", "dlib-hog"] = Field(
+        default="blazeface",
+        description="blazeface: MediaPipe's BlazeFace (model, runtime and closer_look_model choose how); "
+                    "dlib-hog: dlib's HOG detector with 5-point landmarks, at the image's own resolution "
+                    "(faces from ~40 px; CPU only; pip install 'facestream[detect-dlib]')",
+    )
     model: Literal["short", "full"] = Field(
         default="full",
-        description="full: BlazeFace full-range, faces near and far; short: faces within ~2 m only, and on "
-                    "large frames it misses most faces and finds some that are not",
+        description="full: BlazeFace full-range, faces near and far; short: BlazeFace short-range, faces "
+                    "within ~2 m of the camera only",
     )
-    runtime: Literal["onnx", "mediapipe"] = Field(
+    runtime: Literal["onnx", "tensorrt", "mediapipe"] = Field(
         default="onnx",
         description="onnx: MediaPipe's BlazeFace weights converted to ONNX, tiles batched on ONNX Runtime "
-                    "(the graph's faces, box IoU > 0.99; 22-29% less detector CPU per frame); mediapipe: "
-                    "MediaPipe's own face-detection graph, one call per image",
+                    "(the same faces as the graph, for less CPU); mediapipe: "
+                    "MediaPipe's own face-detection graph, one call per image; tensorrt: the ONNX network "
+                    "on TensorRT (an NVIDIA GPU; its engine is built once per GPU, into the engines dir)",
     )
     min_confidence: float | None = Field(
         default=None, ge=0.0, le=1.0,
@@ -70,9 +63,9 @@ class DetectorConfig(BaseModel):
     )
     closer_look_model: Literal["short", "full", "both"] = Field(
         default="both",
-        description="model for the closer looks at tracks and candidates. both: short-range first (1.6x "
-                    "faster, best on the Hamilton clip), full-range for the regions where it found nothing "
-                    "(short alone refinds 23 of 31 true faces of composed 1080p frames, full all 31)",
+        description="model for the closer looks at tracks and candidates. both: short-range first (the "
+                    "faster one), full-range for the regions where it found nothing; short or full: that "
+                    "model alone",
     )
     verify: bool = Field(
         default=True,
@@ -83,12 +76,16 @@ class DetectorConfig(BaseModel):
     @field_validator("min_face_px")
     @classmethod
     def _visible(cls, value: int, info) -> int:
-        model = info.data.get("model")
-        if model is None:  # the model's own error is reported instead
+        kind, model = info.data.get("kind"), info.data.get("model")
+        if kind is None or model is None:  # their own errors are reported instead
             return value
-        floor = min_face_floor(model)
-        if 0 < value < floor:
-            raise ValueError(f"the {model}-range model cannot see faces under {floor} px (its {MODEL_INPUT_PX[model]}"
+        facts = facts_of(kind, model)
+        # Tiles smaller than the network's input only magnify pixels, at a cost that grows with the
+        # inverse square (1 px took a 1080p run to 18.9 GB at 0.4 fps). A detector at the image's
+        # own resolution has no tiles: there min_face_px is only a size filter.
+        floor = facts.smallest_face_px
+        if facts.input_px is not None and 0 < value < floor:
+            raise ValueError(f"the {model}-range model cannot see faces under {floor} px (its {facts.input_px}"
                              f" px input): use at least {floor}, or 0 for one whole-frame pass")
         return value
 
@@ -100,7 +97,7 @@ def scan_tile_count(config: DetectorConfig, width: int, height: int, min_face_px
     from stream.detect.tiles import plan_tiles
 
     px = config.min_face_px if min_face_px is None else min_face_px
-    return len(plan_tiles(width, height, px, MIN_FACE_SHARE[config.model]))
+    return len(plan_tiles(width, height, px, facts_of(config.kind, config.model).min_face_share))
 
 
 def fitting_min_face_px(config: DetectorConfig, width: int, height: int) -> int:
@@ -116,24 +113,3 @@ def fitting_min_face_px(config: DetectorConfig, width: int, height: int) -> int:
         else:
             high = mid
     return high
-
-
-#: MediaPipe's score threshold per model: its face-detection graphs fix these (they ignore the
-#: solution's ``min_detection_confidence``; measured: no full-range face below 0.60 at any setting).
-DEFAULT_MIN_SCORE = {"short": 0.5, "full": 0.6}
-
-
-def min_score(config: DetectorConfig, model: Literal["short", "full"]) -> float:
-    """The score a detection of ``model`` needs under ``config``."""
-    return DEFAULT_MIN_SCORE[model] if config.min_confidence is None else config.min_confidence
-
-
-def single_pass_detector(config: DetectorConfig, model: Literal["short", "full"] | None = None):
-    """One BlazeFace pass (``detect``/``detect_many``) on the configured runtime."""
-    if config.runtime == "mediapipe":
-        from stream.detect.mediapipe_detector import MediaPipeFaceDetector
-
-        return MediaPipeFaceDetector(config, model=model)
-    from stream.detect.blazeface import BlazeFaceOnnxDetector
-
-    return BlazeFaceOnnxDetector(config, model=model)

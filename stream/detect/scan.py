@@ -13,9 +13,11 @@ import logging
 
 import numpy as np
 
+from stream.detect.base import SinglePassDetector
 from stream.detect.closer_look import look_closer
-from stream.detect.config import DetectorConfig, fitting_min_face_px, single_pass_detector
+from stream.detect.config import DetectorConfig, fitting_min_face_px
 from stream.detect.merge import merge_faces, overlap_of_smaller
+from stream.detect.registry import look_models, single_pass_detector
 from stream.detect.tiles import plan_tiles, rolling_schedule
 from stream.faces import Faces, concat_faces
 
@@ -49,9 +51,8 @@ class FaceDetector:
         self.config = config or DetectorConfig()
         self.model = single_pass_detector(self.config)
         # The closer looks' models: the first one's misses get a look by the second, if any.
-        wanted = {"short": ["short"], "full": ["full"], "both": ["short", "full"]}[self.config.closer_look_model]
         self.close_models = [self.model if name == self.config.model else single_pass_detector(self.config, name)
-                             for name in wanted]
+                             for name in look_models(self.config)]
         self._tiles: dict[tuple[int, int], np.ndarray] = {}
         self.calls = 0  # detector passes (images through the network), for cost figures
 
@@ -97,7 +98,7 @@ class FaceDetector:
         if self.config.tiling == "off":
             return self._pass(image_bgr)
         tiles = self.tiles(image_bgr.shape[1], image_bgr.shape[0])
-        return self._finish(image_bgr, Faces.empty(), self._scan(image_bgr, tiles))
+        return self._finish(image_bgr, Faces.empty(self.model.layout), self._scan(image_bgr, tiles))
 
     # -- video -----------------------------------------------------------------------------------
     def scheduled_tiles(self, width: int, height: int, frame: int, full_scan: bool = False) -> np.ndarray:
@@ -116,14 +117,15 @@ class FaceDetector:
         if self.config.tiling == "off":
             return self._pass(image_bgr)
         predicted = np.asarray(predicted, np.float32).reshape(-1, 4)
-        tracked = self._closer(image_bgr, predicted) if len(predicted) else Faces.empty()
+        tracked = self._closer(image_bgr, predicted) if len(predicted) else Faces.empty(self.model.layout)
         tiles = self.tiles(image_bgr.shape[1], image_bgr.shape[0])
         if tile_indices is None:
             tile_indices = self.scheduled_tiles(image_bgr.shape[1], image_bgr.shape[0], frame, full_scan)
         return self._finish(image_bgr, tracked, self._scan(image_bgr, tiles[tile_indices]))
 
     # -- internals -------------------------------------------------------------------------------
-    def _pass(self, image: np.ndarray, min_face_px: int | None = None, model=None) -> Faces:
+    def _pass(self, image: np.ndarray, min_face_px: int | None = None,
+              model: SinglePassDetector | None = None) -> Faces:
         self.calls += 1
         return (model or self.model).detect(image, min_face_px)
 
@@ -131,7 +133,8 @@ class FaceDetector:
         found: list[Faces] = []
         todo = np.arange(len(boxes))
         for model in self.close_models:
-            faces, owner = look_closer(lambda mosaic, m=model: self._pass(mosaic, 0, m), image, boxes[todo])
+            faces, owner = look_closer(lambda mosaic, m=model: self._pass(mosaic, 0, m), image, boxes[todo],
+                                       model.facts.look_cell_px)
             found.append(faces)
             todo = np.setdiff1d(todo, todo[owner])
             if not len(todo):
@@ -141,7 +144,7 @@ class FaceDetector:
     def _scan(self, image: np.ndarray, tiles: np.ndarray) -> tuple[Faces, np.ndarray]:
         """Detections of the given tiles in frame pixels, and whether each is cut by a tile edge."""
         if not len(tiles):
-            return Faces.empty(), np.zeros(0, bool)
+            return Faces.empty(self.model.layout), np.zeros(0, bool)
         h, w = image.shape[:2]
         parts: list[Faces] = []
         cuts: list[np.ndarray] = []
@@ -156,14 +159,14 @@ class FaceDetector:
             if not len(faces):
                 continue
             offset = np.array([x0, y0], np.float32)
-            faces = Faces(faces.xyxy + np.tile(offset, 2), faces.score, faces.keypoints + offset)
+            faces = Faces(faces.xyxy + np.tile(offset, 2), faces.score, faces.keypoints + offset, layout=faces.layout)
             b = faces.xyxy
             cut = ((x0 > 0) & (b[:, 0] <= x0 + _EDGE_PX)) | ((x1 < w) & (b[:, 2] >= x1 - _EDGE_PX)) \
                 | ((y0 > 0) & (b[:, 1] <= y0 + _EDGE_PX)) | ((y1 < h) & (b[:, 3] >= y1 - _EDGE_PX))
             parts.append(faces)
             cuts.append(cut)
         if not parts:
-            return Faces.empty(), np.zeros(0, bool)
+            return Faces.empty(self.model.layout), np.zeros(0, bool)
         return concat_faces(parts), np.concatenate(cuts)
 
     def _finish(self, image: np.ndarray, tracked: Faces, scanned: tuple[Faces, np.ndarray]) -> Faces:

@@ -1,4 +1,4 @@
-"""`facestream cluster batch`: recorded videos as Ray tasks, one per video, resumable.
+"""`facestream site batch`: recorded videos as Ray tasks, one per video, resumable.
 
 Each task runs `facestream run` on its video on whatever node Ray picks (CPU or GPU as the config
 asks) and returns the events and MOT tracks as text, so DIR may be on the driver's own disk: no

@@ -1,4 +1,4 @@
-"""Ray is an extra (``pip install 'facestream[cluster]'``): say so in one line when it is missing."""
+"""Ray is an extra (``pip install 'facestream[site]'``): say so in one line when it is missing."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def require_ray():
     try:
         import ray
     except ImportError:
-        raise FacestreamError("facestream cluster run/batch needs Ray: pip install 'facestream[cluster]'") from None
+        raise FacestreamError("facestream site run/batch needs Ray: pip install 'facestream[site]'") from None
     return ray
 
 

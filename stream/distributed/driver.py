@@ -1,4 +1,4 @@
-"""`facestream cluster run`: place a site's shards on a Ray cluster, keep its events in one place,
+"""`facestream site run`: place a site's shards on a Ray cluster, keep its events in one place,
 follow where every camera is, and push the gallery when it changes.
 
 Ray does the placing and the restarting: each shard is an actor with ``max_restarts``; when its

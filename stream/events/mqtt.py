@@ -9,11 +9,12 @@ Topics, under ``output.mqtt_prefix`` (``facestream``):
   from the broker (the last will) when the connection dies without a goodbye.
 
 The network runs in paho's own thread (``loop_start``) and ``write`` only queues, so the pipeline
-never waits for the broker. paho reconnects with a capped backoff; what was written meanwhile
-waits in a queue of ``max_queued`` messages (the oldest are dropped beyond that, and counted) and
-goes out, in order, as soon as the connection is back. While connected, paho's own queue is capped
-at ``max_queued`` too (``max_queued_messages_set``), so a broker that accepts the connection but
-stops acknowledging costs bounded memory as well.
+never waits for the broker (paho already owns a thread and a queue, so this sink does not take
+``QueuedSink``'s: a second queue in front of paho's would only add a hop). paho reconnects with a
+capped backoff; what was written meanwhile waits in a queue of ``max_queued`` messages (the oldest
+are dropped beyond that, and counted) and goes out, in order, as soon as the connection is back.
+While connected, paho's own queue is capped at ``max_queued`` too (``max_queued_messages_set``), so
+a broker that accepts the connection but stops acknowledging costs bounded memory as well.
 
 Counters: ``published`` (handed to paho: on the wire or in its QoS 1 queue), ``acked`` (the broker
 acknowledged it), ``dropped`` (lost to a full queue, or still waiting for a broker when the run
@@ -35,6 +36,7 @@ from urllib.parse import unquote
 
 from stream.errors import FacestreamError
 from stream.events.schema import Event
+from stream.events.sinks import SinkStats
 from stream.sources.credentials import expand_env, mask_credentials, split_url
 
 if TYPE_CHECKING:  # paho is imported when a sink is made, not with this module
@@ -215,6 +217,14 @@ class MqttSink:
             self.dropped += 1
         else:  # SUCCESS, or NO_CONN with QoS 1: kept by paho and sent on reconnect
             self.published += 1
+
+    def stats(self) -> SinkStats:
+        """Messages (events, presence, status): delivered once the broker acknowledged them."""
+        with self._lock:
+            waiting = len(self._pending)
+        in_flight = max(self.published - self.acked, 0)  # with paho: on the wire or in its QoS 1 queue
+        return SinkStats(self.acked, self.dropped, waiting + in_flight,
+                         {"published": self.published, "acked": self.acked})
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)

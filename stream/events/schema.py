@@ -29,7 +29,7 @@ class Event(BaseModel):
     seq: int = Field(default=0, description="per publisher, +1 per message; set by the publisher")
     origin: str | None = Field(
         default=None,
-        description="the pipeline that made the event when a site has several (`facestream cluster run`: a "
+        description="the pipeline that made the event when a site has several (`facestream site run`: a "
                     "shard, or 'site' for the driver's status); seq counts per origin",
     )
     votes: dict[str, Any] | None = Field(default=None, description="track_ended: vote summary")

@@ -9,6 +9,7 @@ import numpy as np
 
 from stream.errors import EngineUnavailable
 from stream.inference.base import Engine
+from stream.inference.network import NetworkSpec
 from stream.models.manifest import ModelManifest
 
 log = logging.getLogger(__name__)
@@ -65,4 +66,33 @@ class OnnxRuntimeEngine(Engine):
         return np.asarray(out, dtype=np.float32)
 
     def _release(self) -> None:
+        self._session = None
+
+
+class OnnxRuntimeNetwork:
+    """A ``network.NetworkSpec`` on ONNX Runtime's CPU provider."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, spec: NetworkSpec, *, threads: int = 1) -> None:
+        self.spec = spec
+        self.threads = threads
+        self._session = None
+
+    def load(self) -> OnnxRuntimeNetwork:
+        if self._session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(str(self.spec.onnx_path), options,
+                                                 providers=["CPUExecutionProvider"])
+        return self
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        session = self._session or self.load()._session
+        return session.run(list(self.spec.output_names), {self.spec.input_name: batch})
+
+    def close(self) -> None:
         self._session = None

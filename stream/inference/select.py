@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from pathlib import Path
+from typing import Literal
 
 from stream.errors import EngineUnavailable
 from stream.inference.base import Engine
 from stream.inference.config import EngineConfig
 from stream.inference.gpu import gpu_visible
+from stream.inference.network import Network, NetworkSpec
 from stream.models.store import InstalledModel
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EngineConfig", "choose_backend", "create_engine", "tensorrt_available"]
+__all__ = ["EngineConfig", "choose_backend", "cpu_engine", "create_engine", "tensorrt_available"]
 
 
 def tensorrt_available() -> tuple[bool, str]:
@@ -55,3 +58,24 @@ def create_engine(cfg: EngineConfig, model: InstalledModel) -> Engine:
 
     return OnnxRuntimeEngine(model.manifest, model.onnx_path, max_batch=cfg.max_batch,
                              intra_threads=cfg.intra_threads)
+
+
+def cpu_engine(model: InstalledModel, max_batch: int = 32) -> Engine:
+    """An ONNX Runtime engine for one-shot work on photos (enroll, embed, eval, the web page): no GPU start-up."""
+    from stream.inference.onnxrt import OnnxRuntimeEngine
+
+    return OnnxRuntimeEngine(model.manifest, model.onnx_path, max_batch=max_batch)
+
+
+def create_network(spec: NetworkSpec, runtime: Literal["onnxruntime", "tensorrt"], *, max_batch: int,
+                   threads: int = 1, engines_dir: Path | None = None) -> Network:
+    """Construct (not load) ``spec`` on ``runtime``. ``threads``: ONNX Runtime's; ``max_batch``: the
+    TensorRT profile's largest batch (larger batches are split); ``engines_dir``: where TensorRT
+    engines are kept (default: beside the ONNX file)."""
+    if runtime == "tensorrt":
+        from stream.inference.trt_network import TensorRTNetwork
+
+        return TensorRTNetwork(spec, max_batch=max_batch, engines_dir=engines_dir or Path(spec.onnx_path).parent)
+    from stream.inference.onnxrt import OnnxRuntimeNetwork
+
+    return OnnxRuntimeNetwork(spec, threads=threads)

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -22,6 +23,16 @@ from stream.models.manifest import ModelManifest
 log = logging.getLogger(__name__)
 
 SIDECAR_SCHEMA = 1
+
+
+class BuiltFrom(Protocol):
+    """What an engine is built from: a model manifest, or a plain network's ``NetworkSpec``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sha256(self) -> str: ...
 
 
 class BatchProfile(BaseModel):
@@ -73,7 +84,7 @@ def sidecar_path(engine_path: Path) -> Path:
     return engine_path.with_name(engine_path.name + ".json")
 
 
-def engine_file_name(manifest: ModelManifest, profile: BatchProfile, compute_capability: str) -> str:
+def engine_file_name(manifest: BuiltFrom, profile: BatchProfile, compute_capability: str) -> str:
     sm = compute_capability.replace(".", "")
     return f"{manifest.name}-{profile.tag()}-sm{sm}.engine"
 
@@ -96,7 +107,7 @@ def read_sidecar(engine_path: Path) -> EngineSidecar:
         raise EngineUnavailable(f"{path}: unreadable engine sidecar; rebuild with `facestream engine build`") from None
 
 
-def check_sidecar(engine_path: Path, sidecar: EngineSidecar, manifest: ModelManifest, runtime: RuntimeFacts,
+def check_sidecar(engine_path: Path, sidecar: EngineSidecar, manifest: BuiltFrom, runtime: RuntimeFacts,
                   max_batch: int, min_batch: int = 1) -> None:
     """Raise a one-line EngineUnavailable naming the first reason this engine cannot be used here."""
     built, here = sidecar.runtime, runtime
@@ -119,7 +130,7 @@ def check_sidecar(engine_path: Path, sidecar: EngineSidecar, manifest: ModelMani
             f"{engine_path}: profile min batch {sidecar.profile.min} > engine.min_batch {min_batch}: {rebuild}")
 
 
-def find_engine(engines_dir: Path, manifest: ModelManifest, runtime: RuntimeFacts, profile: BatchProfile) -> Path:
+def find_engine(engines_dir: Path, manifest: BuiltFrom, runtime: RuntimeFacts, profile: BatchProfile) -> Path:
     """The engine to load for ``manifest`` on this GPU: the one built for ``profile`` if it is usable,
     else any built engine of this model whose sidecar matches and whose profile covers batches
     ``profile.min``..``profile.max`` (the tightest such), so `facestream engine build --max-batch 128`

@@ -17,6 +17,7 @@ from typing import Any
 
 from stream.errors import EngineUnavailable
 from stream.inference.gpu import gpu_visible
+from stream.inference.network import NetworkSpec
 from stream.inference.sidecar import BatchProfile, EngineSidecar, RuntimeFacts, engine_file_name, write_sidecar
 from stream.models.store import InstalledModel
 
@@ -128,41 +129,72 @@ def build_engine(model: InstalledModel, engines_dir: Path, profile: BatchProfile
     manifest = model.manifest
     require_symmetric_int8(model)
     flags, set_fp16 = network_flags(trt, manifest.precision, fp16_flag)
+    spec = manifest.input
+    started = time.monotonic()
+    serialized = _serialize(trt, model.onnx_path, manifest.name, manifest.precision, flags, set_fp16, spec.name,
+                            (3, spec.height, spec.width), profile, workspace_mb)
+    path = engines_dir / engine_file_name(manifest, profile, runtime.compute_capability)
+    _write(path, serialized, EngineSidecar.for_build(manifest, profile, runtime, strongly_typed=bool(flags),
+                                                     workspace_mb=workspace_mb))
+    log.info("built %s in %.1f s", path, time.monotonic() - started)
+    return path
+
+
+def build_network_engine(spec: NetworkSpec, engines_dir: Path, profile: BatchProfile, *, workspace_mb: int,
+                         runtime: RuntimeFacts, trt: Any = None) -> Path:
+    """``build_engine`` for a plain network (a detector's): fp32, strongly typed where TensorRT can,
+    one profile on the batch axis of its single input, which keeps its own type (BlazeFace: uint8)."""
+    if trt is None:
+        import tensorrt as trt
+
+    flags, set_fp16 = network_flags(trt, "fp32", False)
+    started = time.monotonic()
+    serialized = _serialize(trt, Path(spec.onnx_path), spec.name, "fp32", flags, set_fp16, spec.input_name,
+                            spec.sample_shape, profile, workspace_mb)
+    path = engines_dir / engine_file_name(spec, profile, runtime.compute_capability)
+    _write(path, serialized, EngineSidecar(
+        model=spec.name, model_sha256=spec.sha256, precision="fp32", strongly_typed=bool(flags),
+        input_name=spec.input_name, output_name=",".join(spec.output_names), profile=profile,
+        workspace_mb=workspace_mb, runtime=runtime, created=time.time()))
+    log.info("built %s in %.1f s", path, time.monotonic() - started)
+    return path
+
+
+def _serialize(trt: Any, onnx_path: Path, name: str, precision: str, flags: int, set_fp16: bool, input_name: str,
+               sample_shape: tuple[int, ...], profile: BatchProfile, workspace_mb: int) -> bytes:
     logger = TrtLogger.create(trt)
     builder = trt.Builder(logger)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse(model.onnx_path.read_bytes()):
+    if not parser.parse(onnx_path.read_bytes()):
         errors = parser_errors(parser)
         for line in errors:
-            log.error("%s: ONNX parser: %s", model.onnx_path, line)
-        raise EngineUnavailable(f"{model.onnx_path}: TensorRT's ONNX parser failed with {len(errors)} error(s), "
+            log.error("%s: ONNX parser: %s", onnx_path, line)
+        raise EngineUnavailable(f"{onnx_path}: TensorRT's ONNX parser failed with {len(errors)} error(s), "
                                 f"first: {errors[0] if errors else 'unknown'}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
     if set_fp16:
         config.set_flag(trt.BuilderFlag.FP16)
-    spec = manifest.input
     opt_profile = builder.create_optimization_profile()
-    shape = (3, spec.height, spec.width)
-    opt_profile.set_shape(spec.name, (profile.min, *shape), (profile.opt, *shape), (profile.max, *shape))
+    shape = tuple(sample_shape)
+    opt_profile.set_shape(input_name, (profile.min, *shape), (profile.opt, *shape), (profile.max, *shape))
     if config.add_optimization_profile(opt_profile) < 0:
-        raise EngineUnavailable(f"TensorRT rejected the batch profile {profile.tag()} for {manifest.name}")
-    log.info("building TensorRT engine for %s (%s, %s, workspace %d MB); this takes a while", manifest.name,
-             manifest.precision, profile.tag(), workspace_mb)
-    started = time.monotonic()
+        raise EngineUnavailable(f"TensorRT rejected the batch profile {profile.tag()} for {name}")
+    log.info("building TensorRT engine for %s (%s, %s, workspace %d MB); this takes a while", name,
+             precision, profile.tag(), workspace_mb)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise EngineUnavailable(f"TensorRT could not build an engine for {manifest.name} (see the log above)")
-    engines_dir.mkdir(parents=True, exist_ok=True)
-    path = engines_dir / engine_file_name(manifest, profile, runtime.compute_capability)
+        raise EngineUnavailable(f"TensorRT could not build an engine for {name} (see the log above)")
+    return bytes(serialized)
+
+
+def _write(path: Path, serialized: bytes, sidecar: EngineSidecar) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_bytes(bytes(serialized))
+        tmp.write_bytes(serialized)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    write_sidecar(path, EngineSidecar.for_build(manifest, profile, runtime, strongly_typed=bool(flags),
-                                                workspace_mb=workspace_mb))
-    log.info("built %s in %.1f s", path, time.monotonic() - started)
-    return path
+    write_sidecar(path, sidecar)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,12 @@ import numpy as np
 from stream.errors import EngineUnavailable, ModelError
 from stream.models.manifest import AlignmentTemplate, InputSpec, ModelManifest, sha256_file
 from stream.models.store import InstalledModel, ModelStore
+from stream.models.torch_export import export_onnx
 
 log = logging.getLogger(__name__)
 
 INPUT_SIZE = 160
 EMBEDDING_SIZE = 512
-OPSET = 17
 # InsightFace's 5-point template for 112x112 crops, scaled to 160x160. facenet-pytorch itself
 # feeds MTCNN box crops (no landmark alignment); a fixed template is what our aligner needs and
 # keeps the face where the network saw it in training, centred with a margin.
@@ -201,18 +200,6 @@ def load_into_model(state: dict[str, Any], path: Path) -> Any:
     return model.eval()
 
 
-def export_onnx(model: Any, onnx_path: Path) -> None:
-    torch = _torch()
-    dummy = torch.zeros(2, 3, INPUT_SIZE, INPUT_SIZE)
-    # The TorchScript exporter on purpose: the dynamo one needs onnxscript, and this plain CNN traces
-    # exactly (check_parity proves it). Its deprecation notice is not for our users.
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (dummy,), str(onnx_path), input_names=["input"], output_names=["embedding"],
-                          dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}}, opset_version=OPSET,
-                          do_constant_folding=True, dynamo=False)
-
-
 def check_parity(model: Any, onnx_path: Path, batch: int = 3) -> float:
     """Max abs difference between torch and ONNX Runtime on random input; raises when off."""
     import onnxruntime as ort
@@ -259,7 +246,7 @@ def import_facenet(checkpoint: Path, name: str = "facenet-vggface2", store: Mode
     model = load_into_model(load_checkpoint(checkpoint), checkpoint)
     with tempfile.TemporaryDirectory(prefix="facenet-") as tmp:
         onnx_path = Path(tmp) / "model.onnx"
-        export_onnx(model, onnx_path)
+        export_onnx(model, INPUT_SIZE, onnx_path)
         diff = check_parity(model, onnx_path)
         log.info("exported %s: ONNX vs PyTorch max abs diff %.2e", checkpoint, diff)
         return store.install(manifest_for(name, checkpoint, onnx_path), onnx_path)

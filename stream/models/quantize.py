@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
 import onnx
 
-from stream.cvpath import opencv_path
 from stream.errors import FacestreamError, ModelError
 from stream.models.manifest import ModelManifest, sha256_file
 from stream.models.preprocess import to_input_tensor
@@ -35,8 +34,9 @@ from stream.models.store import InstalledModel, ModelStore
 log = logging.getLogger(__name__)
 
 Precision = Literal["fp16", "int8"]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm"}
+#: The aligned faces to calibrate int8 on, for the manifest of the model being quantized
+#: (``stream.photos.calibration(DIR)``: the models layer reads no photos itself).
+Calibration = Callable[[ModelManifest], np.ndarray]
 
 
 def to_fp16(src: Path, dst: Path) -> None:
@@ -90,50 +90,8 @@ def to_int8(src: Path, dst: Path, manifest: ModelManifest, crops_bgr: np.ndarray
         )
 
 
-def calibration_crops(calib_dir: Path, manifest: ModelManifest, limit: int = 200, video_stride: int = 2) -> np.ndarray:
-    """Aligned crops of the faces in the photos and videos under ``calib_dir`` (searched recursively).
-
-    Videos contribute every ``video_stride``-th frame: footage from the cameras the model will
-    watch calibrates best."""
-    from stream.align import FaceAligner, load_face_crops
-    from stream.detect.config import DetectorConfig, single_pass_detector
-
-    calib_dir = Path(calib_dir)
-    if not calib_dir.is_dir():
-        raise FacestreamError(f"{calib_dir}: not a directory of face photos or videos")
-    files = sorted(p for p in calib_dir.rglob("*") if p.is_file())
-    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-    videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
-    if not images and not videos:
-        raise FacestreamError(f"{calib_dir}: no images (.jpg, .png, ...) or videos (.mp4, ...) to calibrate on")
-    parts: list[np.ndarray] = []
-    with single_pass_detector(DetectorConfig(min_face_px=24)) as detector:
-        if images:
-            parts.append(load_face_crops(images, manifest, detector))
-        aligner = FaceAligner.for_model(manifest)
-        for video in videos:
-            cap = cv2.VideoCapture(opencv_path(video))
-            index = 0
-            while sum(len(p) for p in parts) < limit:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                if index % video_stride == 0:
-                    faces = detector.detect(frame)
-                    if len(faces):
-                        parts.append(aligner.align(frame, faces).crops.copy())
-                index += 1
-            cap.release()
-    crops = np.concatenate(parts) if parts else np.zeros((0, manifest.input.height, manifest.input.width, 3), np.uint8)
-    if len(crops) == 0:
-        raise FacestreamError(f"{calib_dir}: no faces found in {len(images)} image(s) and {len(videos)} video(s)")
-    if len(crops) < 16:
-        log.warning("calibrating on only %d faces; a few hundred from your own cameras calibrate better", len(crops))
-    return crops[:limit]
-
-
-def quantize(name: str, precision: Precision, calib_dir: Path | None = None, *, store: ModelStore | None = None,
-             method: str = "minmax", limit: int = 200, target: str = "cpu") -> InstalledModel:
+def quantize(name: str, precision: Precision, calibration: Calibration | None = None, *,
+             store: ModelStore | None = None, method: str = "minmax", target: str = "cpu") -> InstalledModel:
     """Create and install ``<name>-<precision>`` (``<name>-int8-trt`` for a TensorRT int8) from ``name``."""
     store = store or ModelStore()
     base = store.get(name)
@@ -146,10 +104,10 @@ def quantize(name: str, precision: Precision, calib_dir: Path | None = None, *, 
         if precision == "fp16":
             to_fp16(base.onnx_path, out)
         else:
-            if calib_dir is None:
+            if calibration is None:
                 raise FacestreamError("int8 needs calibration photos: pass --calib DIR (a folder of face photos, "
                                       "ideally from your own cameras)")
-            crops = calibration_crops(calib_dir, base.manifest, limit)
+            crops = calibration(base.manifest)
             log.info("calibrating int8 on %d faces (%s)", len(crops), method)
             to_int8(base.onnx_path, out, base.manifest, crops, method=method, target=target)
         suffix = f"{precision}-trt" if precision == "int8" and target == "tensorrt" else precision

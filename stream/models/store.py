@@ -169,3 +169,8 @@ def _atomic_write(dst: Path, text: str) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, dst)
+
+
+def load_model(name: str | None = None) -> InstalledModel:
+    """The installed model ``name`` (``DEFAULT_MODEL`` when None: a command's --model left out)."""
+    return ModelStore().get(name or DEFAULT_MODEL)

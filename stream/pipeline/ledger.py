@@ -23,9 +23,11 @@ from typing import Any
 #: ``SourceLedger.holders`` value of a slot that is free (its token is in the reader's channel).
 RELEASED = -2
 
-_RUN_INTS = ("seq", "events", "faces", "embedded", "tracks", "batches", "batch_crops",
-             "publish_sent", "publish_dropped", "publish_unheard",
-             "mqtt_published", "mqtt_acked", "mqtt_dropped")  # MQTT: over every publisher's lifetime
+_RUN_INTS = ("seq", "events", "faces", "embedded", "tracks", "batches", "batch_crops")
+#: Each event sink's totals over every publisher's lifetime, by the sink's place in the registry's
+#: order (the same for every publisher of a run): ``"<i>:<total>"``. Gauges (queued) are not kept.
+SINK_TOTALS = ("delivered", "dropped", "unheard", "published", "acked")
+MAX_SINKS = 32
 _RUN_FLOATS = ("first_capture", "last_done", "ms_read", "ms_detect", "ms_embed", "ms_publish", "timed_frames")
 _SOURCE_INTS = (
     "read_next",  # reader: index of the next frame to read (a restarted reader resumes there)
@@ -119,6 +121,7 @@ class RunLedger:
     workers: list[str]  # process names by heartbeat index
     incarnations: Any  # RawArray('q'): starts of each process (0 before its first start)
     journal_path: Path
+    sinks: Counters | None = None  # SINK_TOTALS per event sink
 
     @classmethod
     def create(cls, ctx: Any, slots: dict[str, int], workers: list[str], journal_path: Path) -> RunLedger:
@@ -128,8 +131,9 @@ class RunLedger:
             holders[:] = [RELEASED] * n
             counters = Counters(ctx, _SOURCE_INTS, _SOURCE_FLOATS, initial={"last_frame": -1, "last_seq": -1})
             sources[name] = SourceLedger(counters, holders, ctx.RawArray("c", ERROR_BYTES))
+        sinks = Counters(ctx, [f"{i}:{total}" for i in range(MAX_SINKS) for total in SINK_TOTALS])
         return cls(Counters(ctx, _RUN_INTS, _RUN_FLOATS), sources, list(workers), ctx.RawArray("q", len(workers)),
-                   Path(journal_path))
+                   Path(journal_path), sinks)
 
     def restarts(self) -> dict[str, int]:
         """Restarts per process so far (starts after the first)."""

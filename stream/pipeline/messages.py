@@ -9,8 +9,6 @@ import numpy as np
 from stream.faces import Faces
 from stream.track.sort import EndedTrack
 
-MESSAGE_VERSION = 1
-
 
 @dataclass(frozen=True)
 class FrameMsg:
@@ -27,7 +25,6 @@ class FrameMsg:
     # Frames of the source the reader sent before this one (on across reader restarts): a gap in
     # ``index`` is frames a live source dropped, a gap in ``seq`` is frames lost on the way. -1: unknown.
     seq: int = -1
-    version: int = MESSAGE_VERSION
 
 
 @dataclass(frozen=True)
@@ -40,7 +37,6 @@ class FacesMsg:
     ended: list[EndedTrack] = field(default_factory=list)
     detect_ms: float = 0.0
     epoch: int = 1  # the detect worker's incarnation: its tracker's ids mean nothing to another one
-    version: int = MESSAGE_VERSION
 
 
 @dataclass(frozen=True)
@@ -51,7 +47,6 @@ class ResultMsg:
     embeddings: np.ndarray  # (K, D) float32
     embed_ms: float = 0.0
     batch_size: int = 0
-    version: int = MESSAGE_VERSION
 
 
 @dataclass(frozen=True)
@@ -62,7 +57,6 @@ class EndOfSource:
     frames: int
     dropped: int = 0
     error: str | None = None
-    version: int = MESSAGE_VERSION
 
 
 @dataclass(frozen=True)
@@ -73,4 +67,3 @@ class TrackStatus:
     track_id: int
     confident: bool
     epoch: int = 1  # of the detect worker whose track this is (FacesMsg.epoch)
-    version: int = MESSAGE_VERSION

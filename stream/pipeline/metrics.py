@@ -30,6 +30,12 @@ class PipelineMetrics:
                                 "first", ["source"], registry=self.registry)
         self.restarts = Gauge("facestream_worker_restarts", "restarts of each pipeline process", ["worker"],
                               registry=self.registry)
+        self.sink_delivered = Gauge("facestream_sink_delivered", "events (MQTT: messages) each output delivered, "
+                                    "over the run", ["sink"], registry=self.registry)
+        self.sink_dropped = Gauge("facestream_sink_dropped", "events (MQTT: messages) each output lost, over the "
+                                  "run", ["sink"], registry=self.registry)
+        self.sink_queued = Gauge("facestream_sink_queued", "events (MQTT: messages) waiting in each output now",
+                                 ["sink"], registry=self.registry)
         self.latency = Histogram("facestream_latency_seconds", "frame capture to result", ["source"],
                                  buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5), registry=self.registry)
         try:
@@ -54,3 +60,10 @@ class PipelineMetrics:
             self.reconnects.labels(source).set(int(led["reconnects"]))
         for worker, count in ledger.restarts().items():
             self.restarts.labels(worker).set(count)
+
+    def update_sinks(self, sinks: dict[str, dict[str, int]]) -> None:
+        """Each event sink's figures (the publisher's ``stats()["sinks"]``)."""
+        for name, counts in sinks.items():
+            self.sink_delivered.labels(name).set(counts["delivered"])
+            self.sink_dropped.labels(name).set(counts["dropped"])
+            self.sink_queued.labels(name).set(counts["queued"])

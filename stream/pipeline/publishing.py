@@ -1,4 +1,5 @@
-"""The publisher process's work: votes per track, events out, annotation, stats, slot release.
+"""The publisher process's work: votes per track, events to every sink, frames to every observer,
+the run's figures, slot release.
 
 Everything the run reports is kept in the run's ledger (shared memory) and track journal, not in
 this process: a restarted publisher goes on with the same ``seq``, totals and track ids, first
@@ -12,18 +13,26 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stream.events.mot import MotWriter
+from stream.events.registry import build_sinks
 from stream.events.schema import Event
-from stream.pipeline.ledger import RELEASED, RunLedger, TrackJournal
+from stream.events.sinks import EventSink
+from stream.pipeline.ledger import MAX_SINKS, RELEASED, SINK_TOTALS, RunLedger, TrackJournal
 from stream.pipeline.messages import EndOfSource, ResultMsg, TrackStatus
+from stream.pipeline.metrics import PipelineMetrics
+from stream.pipeline.observers import FrameObserver, FrameView
 from stream.pipeline.shm import FrameRing
+from stream.pipeline.side_jobs import build_side_jobs
 from stream.pipeline.stats import LatencyStats
 from stream.recognize.appearance import blur_quality
+from stream.recognize.gallery import Gallery
+from stream.recognize.reload import GalleryWatcher, load_or_last_good
+from stream.recognize.stage import FrameResult, RecognitionStage
 
 if TYPE_CHECKING:
     from stream.pipeline.specs import PublishSpec
@@ -32,96 +41,69 @@ log = logging.getLogger(__name__)
 
 
 class Publisher:
-    def __init__(self, spec: PublishSpec, rings: dict[str, FrameRing], ledger: RunLedger,
-                 incarnation: int = 1) -> None:
-        from stream.events.sinks import JsonlSink
-        from stream.recognize.gallery import Gallery
-        from stream.recognize.reload import GalleryWatcher, load_or_last_good
-        from stream.recognize.stage import RecognitionStage
+    """The publish stage's bookkeeping: frame order, slots, the run's counters, and fan-out of each
+    frame to the observers and of each event to the sinks. ``open`` builds it from a run's spec."""
 
+    def __init__(self, spec: PublishSpec, rings: dict[str, FrameRing], ledger: RunLedger,
+                 stages: dict[str, RecognitionStage], sinks: Mapping[str, EventSink] | None = None,
+                 observers: list[FrameObserver] | None = None, metrics: PipelineMetrics | None = None,
+                 gallery_watch: GalleryWatcher | None = None, incarnation: int = 1) -> None:
         self.spec = spec
         self.rings = rings
         self.ledger = ledger
         self.run = ledger.run
         self.incarnation = incarnation
-        cfg = spec.config
-        # the last good gallery, kept beside the journal: a restart after a bad save starts from it
-        keep = Path(ledger.journal_path).with_name("gallery.last-good.npz")
-        gallery = load_or_last_good(cfg.gallery, spec.manifest, keep) if cfg.gallery else Gallery.new(spec.manifest)
-        self.stages = {
-            name: RecognitionStage(spec.manifest, gallery, cfg.voting, threshold=cfg.model.threshold,
-                                   appearance=cfg.appearance,
-                                   new_track_id=lambda led=ledger.sources[name]: int(led.add("next_track_id")))
-            for name in rings
-        }
+        self.stages = stages
+        self.sinks: dict[str, EventSink] = dict(sinks or {})
+        self.observers = list(observers or [])
+        self.metrics = metrics
         # Enrolls and removals while running: the file is polled and swapped into every stage.
-        self.gallery_watch = GalleryWatcher(cfg.gallery, spec.manifest, keep=keep) if cfg.gallery else None
+        self.gallery_watch = gallery_watch
         self.epochs: dict[str, int] = {}  # per source: the detect worker incarnation its tracks come from
         restored = TrackJournal.replay(ledger.journal_path)
         self.journal = TrackJournal(ledger.journal_path)
         self.named_tracks = restored.named
         self.lost_ranges = restored.lost
-        self.sinks: list = []
-        if cfg.output.publish:
-            from stream.events.publisher import EventPublisher
-
-            self.zmq = EventPublisher(cfg.output.publish, sndhwm=cfg.output.sndhwm,
-                                      linger_ms=int(cfg.output.linger_s * 1000),
-                                      server_secret_key_file=cfg.output.publish_server_key,
-                                      allowed_clients_dir=cfg.output.publish_client_keys,
-                                      connect=cfg.output.publish_connect,
-                                      connect_keys=cfg.output.publish_connect_keys)
-            self.sinks.append(self.zmq)
-        else:
-            self.zmq = None
-        # What earlier incarnations' sockets counted; this one's counts are added on top.
-        self._zmq_base = {k: int(self.run[k]) for k in ("publish_sent", "publish_dropped", "publish_unheard")}
-        if cfg.output.events_out:
-            self.sinks.append(JsonlSink(cfg.output.events_out))
-        self.mqtt = None
-        if cfg.output.mqtt:
-            from stream.events.mqtt import MqttSink
-
-            self.mqtt = MqttSink(cfg.output.mqtt, prefix=cfg.output.mqtt_prefix, client_id=cfg.output.mqtt_client_id,
-                                 reconnect_max_s=cfg.sources.reconnect_max_s)
-            self.sinks.append(self.mqtt)
-        # As for ZeroMQ: the run's MQTT figures are the earlier publishers' plus this one's.
-        self._mqtt_base = {k: int(self.run[f"mqtt_{k}"]) for k in ("published", "acked", "dropped")}
-        self.metrics = None
-        if cfg.output.metrics_port:
-            from stream.pipeline.metrics import PipelineMetrics
-
-            self.metrics = PipelineMetrics(cfg.output.metrics_port)
-            self.metrics.resume(ledger)
-        self.annotators: dict[str, tuple] = {}
-        self.track_writers: dict[str, MotWriter] = {}
-        if cfg.output.tracks_out:
-            self.track_writers = {name: MotWriter(_per_source(cfg.output.tracks_out, name, len(rings)),
-                                                  append=incarnation > 1)
-                                  for name in rings}
-        self.previews = {}
-        if spec.previews:
-            from stream.web.preview import PreviewBoard
-
-            self.previews = {name: PreviewBoard.attach(layout) for name, layout in spec.previews.items()}
-        if spec.web_feed:
-            from stream.web.feed import WebFeedSink
-
-            self.sinks.append(WebFeedSink(spec.web_feed))
-        self.unknowns = None
-        if cfg.output.save_unknowns:
-            from stream.cluster.tracks import UnknownsRecorder
-
-            # The run directory's name tags the tracks: frame indices only co-occur within one run.
-            self.unknowns = UnknownsRecorder(cfg.output.save_unknowns, spec.manifest, cfg.output.unknown_crops,
-                                             run=ledger.journal_path.parent.name, threshold=cfg.model.threshold,
-                                             min_embeddings=cfg.output.unknown_min_embeddings,
-                                             min_score=cfg.output.unknown_min_score)
+        # What earlier incarnations' sinks counted; this one's counts are added on top.
+        self._sink_base = {name: {k: int(ledger.sinks[f"{i}:{k}"]) if ledger.sinks is not None and i < MAX_SINKS
+                                  else 0 for k in SINK_TOTALS}
+                           for i, name in enumerate(self.sinks)}
         self.latency = LatencyStats()  # this incarnation's frames: percentiles need the samples
         self.errors: dict[str, str] = {}
         self.last_heartbeat = time.monotonic()
         if restored.open_tracks:
             self._end_orphans(restored.open_tracks)
+
+    @classmethod
+    def open(cls, spec: PublishSpec, rings: dict[str, FrameRing], ledger: RunLedger,
+             incarnation: int = 1) -> Publisher:
+        """Everything the run's config asks of the publisher: stages, sinks, side jobs, metrics."""
+        cfg = spec.config
+        # the last good gallery, kept beside the journal: a restart after a bad save starts from it
+        keep = Path(ledger.journal_path).with_name("gallery.last-good.npz")
+        gallery = load_or_last_good(cfg.gallery, spec.manifest, keep) if cfg.gallery else Gallery.new(spec.manifest)
+        stages = {
+            name: RecognitionStage(spec.manifest, gallery, cfg.voting, threshold=cfg.model.threshold,
+                                   appearance=cfg.appearance,
+                                   new_track_id=lambda led=ledger.sources[name]: int(led.add("next_track_id")))
+            for name in rings
+        }
+        watch = GalleryWatcher(cfg.gallery, spec.manifest, keep=keep) if cfg.gallery else None
+        sinks = build_sinks(cfg, spec.sinks)
+        observers: list[FrameObserver] = []
+        try:
+            metrics = None
+            if cfg.output.metrics_port:
+                metrics = PipelineMetrics(cfg.output.metrics_port)
+                metrics.resume(ledger)
+            observers = build_side_jobs(spec, ledger, incarnation)
+            for make in spec.observers:  # one at a time: a failure closes those already made
+                observers.append(make())
+        except BaseException:
+            for part in [*observers, *sinks.values()]:
+                part.close()
+            raise
+        return cls(spec, rings, ledger, stages, sinks, observers, metrics, watch, incarnation)
 
     def _end_orphans(self, open_tracks: dict[tuple[str, int], dict]) -> None:
         """End the tracks a killed publisher left open: nobody here knows their votes any more."""
@@ -134,8 +116,6 @@ class Publisher:
 
     # -- per frame -------------------------------------------------------------------------------
     def handle(self, msg: ResultMsg) -> None:
-        from stream.recognize.stage import FrameResult
-
         fm = msg.faces_msg
         frame = fm.frame
         src = frame.source
@@ -173,21 +153,15 @@ class Publisher:
         if not self.run["first_capture"]:
             self.run["first_capture"] = frame.capture_ts
         t0 = time.perf_counter()
-        events = stage.process(FrameResult(src, frame.index, frame.pts, frame.capture_ts,
-                                           faces, embedded, list(fm.ended), blur))
-        if self.unknowns is not None and len(fm.embed_rows):
-            self._observe_unknowns(src, frame, fm.embed_rows, msg.embeddings, faces.score, stage)
-        writer = self.track_writers.get(src)
-        if writer is not None:
-            writer.write(frame.index, faces, stage.frame_tracks)
-        for track_id, confident in stage.take_status_updates():
+        outcome = stage.process(FrameResult(src, frame.index, frame.pts, frame.capture_ts,
+                                            faces, embedded, list(fm.ended), blur))
+        # Before this frame's events go out: a track that ends in them has all its frames.
+        view = FrameView(frame, faces, fm.embed_rows, msg.embeddings, outcome, self.rings[src])
+        for observer in self.observers:
+            observer.on_frame(view)
+        for track_id, confident in outcome.status:
             self.spec.feedback[src].put(TrackStatus(src, int(track_id), bool(confident), fm.epoch))
-        self._emit(events)
-        if self.spec.annotate is not None:
-            self._annotate(frame, faces, stage)
-        board = self.previews.get(src)
-        if board is not None and board.wanted(self.spec.config.web.max_fps):
-            self._preview(board, frame, faces, stage)
+        self._emit(outcome.events)
         publish_ms = (time.perf_counter() - t0) * 1e3
         run = self.run
         for key, ms in (("ms_read", frame.read_ms), ("ms_detect", fm.detect_ms), ("ms_embed", msg.embed_ms),
@@ -210,15 +184,6 @@ class Publisher:
             run.add("batch_crops", msg.batch_size)
         # The frame and its crops are no longer needed: hand the slot back to the reader.
         self._release(src, frame.slot)
-
-    def _observe_unknowns(self, src: str, frame, embed_rows, embeddings: np.ndarray, scores: np.ndarray,
-                          stage) -> None:
-        # Before this frame's events go out: a track that ends in them has all its frames.
-        crops = self.rings[src].crops(frame.slot)
-        for k, row in enumerate(embed_rows):
-            track_id = stage.frame_tracks[row][0]
-            self.unknowns.observe(src, track_id, frame.index, crops[k], embeddings[k],
-                                  float(stage.frame_quality[row]), float(scores[row]))
 
     def _release(self, source: str, slot: int) -> None:
         self.ledger.sources[source].holders[slot] = RELEASED
@@ -258,11 +223,11 @@ class Publisher:
         self._emit(self.stages[msg.source].flush(msg.source))
         if self.metrics is not None:
             self.metrics.update(self.ledger)  # dropped, lost and corrupt are final for this source
+            self.metrics.update_sinks(self._count_sinks())
         if msg.error:
             self.errors[msg.source] = msg.error
-        writer = self.annotators.pop(msg.source, None)
-        if writer is not None:
-            writer[0].close()
+        for observer in self.observers:
+            observer.end_source(msg.source)
 
     def _emit(self, events: list[Event]) -> None:
         run = self.run
@@ -277,52 +242,32 @@ class Publisher:
                                      "pts": event.pts})
             if event.type == "track_started":
                 run.add("tracks")
-            elif event.type == "track_ended" and self.unknowns is not None:
-                self.unknowns.end(event.source, int(event.track_id or 0), unknown=event.identity is None)
             elif event.type == "identity" and event.identity is not None:
                 names = self.named_tracks.setdefault((event.source, int(event.track_id or 0)), [])
                 if not names or names[-1] != event.identity:
                     names.append(event.identity)
-            for sink in self.sinks:
+            for observer in self.observers:
+                observer.on_event(event)
+            for sink in self.sinks.values():
                 sink.write(event)
             run.add("events")
-            if self.zmq is not None:
-                base = self._zmq_base
-                run["publish_sent"] = base["publish_sent"] + self.zmq.sent
-                run["publish_dropped"] = base["publish_dropped"] + self.zmq.dropped
-                run["publish_unheard"] = base["publish_unheard"] + self.zmq.unheard
-            self._count_mqtt()
+            self._count_sinks()
             if self.metrics is not None:
                 self.metrics.events.labels(event.type).inc()
 
-    def _count_mqtt(self) -> None:
-        if self.mqtt is not None:
-            for key, base in self._mqtt_base.items():
-                self.run[f"mqtt_{key}"] = base + getattr(self.mqtt, key)
-
-    def _annotate(self, frame, faces, stage) -> None:
-        from stream.annotate import Annotator, VideoAnnotationWriter
-
-        entry = self.annotators.get(frame.source)
-        if entry is None:
-            path = _per_source(Path(self.spec.annotate), frame.source, len(self.rings))
-            if self.incarnation > 1:  # a restarted publisher must not overwrite what was written
-                path = path.with_name(f"{path.stem}-restart{self.incarnation - 1}{path.suffix}")
-            fps = self.spec.source_fps.get(frame.source) or 25.0
-            entry = (VideoAnnotationWriter(path, fps, (frame.width, frame.height)), Annotator())
-            self.annotators[frame.source] = entry
-        writer, annotator = entry
-        image = self.rings[frame.source].frame(frame.slot, frame.height, frame.width).copy()
-        labels = {int(tid): stage.label(int(tid)) for tid in faces.track_id}
-        writer.write(annotator.draw(image, faces, labels))
-
-    def _preview(self, board, frame, faces, stage) -> None:
-        """The frame and what is on it, for the web view (which draws and encodes it itself)."""
-        overlay = [{"box": [round(float(v), 1) for v in faces.xyxy[i]], "track_id": public, "identity": decided,
-                    "label": f"#{public} {decided or 'unknown'}"}
-                   for i, (public, decided) in enumerate(stage.frame_tracks)]
-        board.write(self.rings[frame.source].frame(frame.slot, frame.height, frame.width), overlay, frame.index,
-                    frame.capture_ts)
+    def _count_sinks(self) -> dict[str, dict[str, int]]:
+        """Each sink's figures for the run: its totals on top of its predecessors' (kept in the
+        ledger for a successor), and its gauges (queued) as they are now."""
+        counts = {}
+        for i, (name, sink) in enumerate(self.sinks.items()):
+            now = sink.stats().as_dict()
+            base = self._sink_base[name]
+            counts[name] = {k: base[k] + v if k in base else v for k, v in now.items()}
+            if self.ledger.sinks is not None and i < MAX_SINKS:
+                for k in SINK_TOTALS:
+                    if k in now:
+                        self.ledger.sinks[f"{i}:{k}"] = counts[name][k]
+        return counts
 
     # -- periodic / final ------------------------------------------------------------------------
     def maybe_heartbeat(self) -> None:
@@ -330,11 +275,14 @@ class Publisher:
         if now - self.last_heartbeat < self.spec.config.output.heartbeat_s:
             return
         self.last_heartbeat = now
-        if self.zmq is not None:
-            self.zmq.poll()  # apply (un)subscriptions while no event goes out
+        for sink in self.sinks.values():
+            service = getattr(sink, "service", None)  # e.g. ZeroMQ applies (un)subscriptions while idle
+            if service is not None:
+                service()
         stats = self.stats()
         if self.metrics is not None:
             self.metrics.update(self.ledger)
+            self.metrics.update_sinks(stats["sinks"])
         self._emit([Event(type="heartbeat", source=name, ts=time.time(), stats=stats) for name in self.rings])
 
     def maybe_reload_gallery(self) -> None:
@@ -356,6 +304,8 @@ class Publisher:
 
     def stats(self) -> dict:
         run = self.run
+        sinks = self._count_sinks()
+        zmq, mqtt = sinks.get("zmq"), sinks.get("mqtt")
         wall = max(run["last_done"] - (run["first_capture"] or run["last_done"]), 1e-9)
         frames = sum(int(led["frames"]) for led in self.ledger.sources.values())
         return {
@@ -369,12 +319,12 @@ class Publisher:
             "dropped": sum(int(led["live_dropped"]) for led in self.ledger.sources.values()),
             "lost": sum(int(led["lost"]) for led in self.ledger.sources.values()),
             "corrupt": sum(int(led["corrupt"]) for led in self.ledger.sources.values()),
-            "published": int(run["publish_sent"]) if self.zmq is not None else None,
-            "publish_dropped": int(run["publish_dropped"]) if self.zmq is not None else None,
-            "publish_unheard": int(run["publish_unheard"]) if self.zmq is not None else None,
-            "subscribers": self.zmq.subscribers if self.zmq is not None else None,
-            "mqtt": ({k: int(run[f"mqtt_{k}"]) for k in ("published", "acked", "dropped")}
-                     if self.mqtt is not None else None),
+            "published": zmq["delivered"] if zmq is not None else None,
+            "publish_dropped": zmq["dropped"] if zmq is not None else None,
+            "publish_unheard": zmq["unheard"] if zmq is not None else None,
+            "subscribers": getattr(self.sinks["zmq"], "subscribers", None) if zmq is not None else None,
+            "mqtt": {k: mqtt[k] for k in ("published", "acked", "dropped")} if mqtt is not None else None,
+            "sinks": sinks,
             "worker_restarted": self.ledger.restarts(),
             "sources": {name: self._source_state(name) for name in self.rings},
         }
@@ -409,18 +359,9 @@ class Publisher:
                 "corrupt": int(led["corrupt"]), "reconnects": int(led["reconnects"])}
 
     def close(self) -> None:
-        for writer, _ in self.annotators.values():
-            writer.close()
-        for tracks in self.track_writers.values():
-            tracks.close()
-        for sink in self.sinks:
+        for observer in self.observers:
+            observer.close()
+        for sink in self.sinks.values():
             sink.close()
-        self._count_mqtt()  # closing said goodbye and counted what never reached the broker
-        for board in self.previews.values():
-            board.close()
+        self._count_sinks()  # closing counted what never went out (e.g. MQTT's goodbye, a webhook's queue)
         self.journal.close()
-
-
-def _per_source(path: Path, source: str, sources: int) -> Path:
-    """One output file per source when there are several: ``out.mp4`` -> ``out-<source>.mp4``."""
-    return path if sources == 1 else path.with_name(f"{path.stem}-{source}{path.suffix}")

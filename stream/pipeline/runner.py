@@ -15,9 +15,9 @@ import queue
 import resource
 import secrets
 import shutil
-import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,8 +102,15 @@ def run_pipeline(
     progress: bool = True,
     log_level: str = "WARNING",
     ready_timeout_s: float = 120.0,
+    open_view: Callable[..., tuple[AppConfig, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run until every source ends (files) or a stop signal; return the run summary."""
+    """Run until every source ends (files) or a stop signal; return the run summary.
+
+    ``open_view``: a front end of the run (the web view, stream/web/live.py ``open_run_view``),
+    given by the caller so the pipeline knows no web module: called with (config, frame sizes per
+    source, run dir, run id, ledger), it returns the config to run with and the view, whose
+    ``publish_sinks()`` and ``publish_observers()`` the publisher opens and which is closed at the end.
+    """
     if not sources:
         raise FacestreamError("no sources given")
     from stream.inference.select import choose_backend
@@ -128,8 +135,9 @@ def run_pipeline(
                     ledger=ledger, log_level=log_level, supervisor_pid=os.getpid())
     web = None
     try:
-        if config.web.http:
-            config, web = _open_web_view(config, layouts, run_dir, run_id, ledger)
+        if open_view is not None:
+            sizes = {name: (lay.max_height, lay.max_width) for name, lay in layouts.items()}
+            config, web = open_view(config, sizes, run_dir, run_id, ledger)
         return _run(config, model, infos, layouts, shared, ctx, annotate, progress, ready_timeout_s, web)
     finally:
         if web is not None:
@@ -138,22 +146,6 @@ def run_pipeline(
             ring.close()
             ring.unlink()
         shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def _open_web_view(config: AppConfig, layouts: dict[str, RingLayout], run_dir: Path, run_id: str,
-                   ledger: RunLedger) -> tuple[AppConfig, Any]:
-    """Start the web view; the page lists strangers to name, so unknown tracks are saved (in the
-    run's own folder unless output.save_unknowns says where)."""
-    from stream.web.live import RunWebView
-
-    if config.output.save_unknowns is None:
-        config = config.model_copy(update={"output": config.output.model_copy(
-            update={"save_unknowns": run_dir / "unknowns"})})
-    web = RunWebView(config.web, {name: (lay.max_height, lay.max_width) for name, lay in layouts.items()}, run_dir,
-                     run_id, ledger, gallery=config.gallery, unknowns=config.output.save_unknowns,
-                     model_name=config.model.name, max_megapixels=config.photos.max_megapixels)
-    print(f"facestream: web view on {web.where}", file=sys.stderr)
-    return config, web
 
 
 def _worker_names(infos: list[SourceInfo], config: AppConfig) -> list[str]:
@@ -242,7 +234,8 @@ def _start(config: AppConfig, model: InstalledModel, infos: list[SourceInfo], la
         sup.start(ProcessSpec("publish", publish_main, (PublishSpec(
             idx, config, manifest, layouts, publish_in, free_slots, {n: feedback[worker_of[n]] for n in names},
             summary_q, publish_ready, annotate, {i.spec.name: i.fps for i in infos},
-            web.previews if web is not None else {}, web.feed_endpoint if web is not None else None),), idx))
+            web.publish_sinks() if web is not None else [], web.publish_observers() if web is not None else []),),
+            idx))
         idx = next(slot_of)
         sup.start(ProcessSpec("embed", embed_main, (EmbedSpec(
             idx, config, model_name, layouts, Inbox(to_embed), publish_in, embed_ready, engine_info),), idx,

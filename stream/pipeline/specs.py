@@ -6,6 +6,7 @@ they drive (e.g. stream/pipeline/publishing.py) read them, so neither needs the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,5 +65,7 @@ class PublishSpec:
     ready: Any = None  # Event set once sinks are open
     annotate: Path | None = None
     source_fps: dict[str, float] = field(default_factory=dict)
-    previews: dict[str, Any] = field(default_factory=dict)  # per source: PreviewLayout for the web view
-    web_feed: str | None = None  # ipc endpoint the web view's event feed listens on
+    # Registered from outside the pipeline (the web view): (name, make a sink) and make an observer;
+    # picklable callables, called in the publisher process (stream/events/registry.py, observers.py).
+    sinks: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)
+    observers: list[Callable[[], Any]] = field(default_factory=list)

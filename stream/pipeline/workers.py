@@ -202,7 +202,7 @@ def _fit(image: np.ndarray, layout: RingLayout) -> np.ndarray:
 
 def detect_main(spec: DetectSpec, shared: Shared) -> None:
     from stream.align import FaceAligner
-    from stream.detect.mediapipe_detector import pyplot_placeholder
+    from stream.detect.blazeface.graph import pyplot_placeholder
     from stream.detect.scan import FaceDetector
 
     init_process(shared, spec.index, "detect")
@@ -356,7 +356,7 @@ def publish_main(spec: PublishSpec, shared: Shared) -> None:
     init_process(shared, spec.index, "publish")
     rings = {name: FrameRing.attach(layout) for name, layout in spec.layouts.items()}
     with fatal_errors_exit(shared, "publish"):
-        publisher = Publisher(spec, rings, shared.ledger, incarnation(shared, spec.index))
+        publisher = Publisher.open(spec, rings, shared.ledger, incarnation(shared, spec.index))
     if spec.ready is not None:
         spec.ready.set()
     ends = SourceEnds(shared.ledger, "publish", rings)

@@ -32,25 +32,28 @@ class AppearanceConfig(BaseModel):
     aggregate: bool = Field(
         default=False,
         description="also name an undecided track whose quality-weighted mean embedding matches the gallery. "
-                    "Off by default: on the Hamilton clip it named no one the votes missed and named a "
-                    "falsely detected hand (a mean of poor embeddings drifts toward every face)",
+                    "A mean of poor embeddings drifts toward every face, so it can name false detections "
+                    "(why it is off: docs/benchmarks.md)",
     )
 
 
 def face_quality(faces: Faces, full_weight_px: float = 80.0) -> np.ndarray:
     """(N,) 0..1: how much an embedding of each face is worth, from its size and head pose.
 
-    Pose from MediaPipe's keypoints: the nose's sideways offset from the eyes' midpoint, in eye
+    Pose from the detector's landmarks: the nose's sideways offset from the eyes' midpoint, in eye
     distances, grows as the head turns (0 frontal, ~0.5 near profile); eyes closer than a fifth
     of the box width also mean a profile.
     """
     if not len(faces):
         return np.zeros(0, np.float32)
-    kp = faces.keypoints
-    eyes_mid = (kp[:, 0] + kp[:, 1]) / 2
-    eye_dist = np.linalg.norm(kp[:, 0] - kp[:, 1], axis=1)
+    layout = faces.layout
+    right_eye, left_eye = layout.point(faces.keypoints, "right_eye"), layout.point(faces.keypoints, "left_eye")
+    # Tip or base: either lies on the face's midline, all the sideways offset needs.
+    nose = layout.point(faces.keypoints, "nose_tip" if layout.has("nose_tip") else "nose_base")
+    eyes_mid = (right_eye + left_eye) / 2
+    eye_dist = np.linalg.norm(right_eye - left_eye, axis=1)
     widths = np.maximum(faces.widths, 1.0)
-    yaw = np.abs(kp[:, 2, 0] - eyes_mid[:, 0]) / np.maximum(eye_dist, 1.0)
+    yaw = np.abs(nose[:, 0] - eyes_mid[:, 0]) / np.maximum(eye_dist, 1.0)
     pose = np.clip(1.0 - yaw / 0.6, 0.1, 1.0) * np.clip(eye_dist / (0.3 * widths), 0.2, 1.0)
     size = np.clip(widths / full_weight_px, 0.1, 1.0)
     return (pose * size).astype(np.float32)

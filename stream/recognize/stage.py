@@ -45,6 +45,22 @@ class FrameResult:
 
 
 @dataclass
+class FrameOutcome:
+    """What one frame made: everything the publisher needs, returned rather than left on the stage."""
+
+    events: list[Event]
+    tracks: list[tuple[int, str | None]]  # per face: (published track id, decided name or None)
+    quality: np.ndarray  # (N,) per face: the voter's quality weight, NaN where not embedded
+    # (tracker id, confident) changes since the last frame (set_gallery's too): for the detect worker
+    status: list[tuple[int, bool]]
+
+    @property
+    def labels(self) -> list[str]:
+        """Per face, the text an annotation shows: ``#<track id> <name or unknown>``."""
+        return [f"#{public} {name or 'unknown'}" for public, name in self.tracks]
+
+
+@dataclass
 class _TrackState:
     public_id: int
     votes: TrackVotes
@@ -71,13 +87,9 @@ class RecognitionStage:
         # restart: the pipeline passes an allocator that outlives the process.
         self._new_track_id = new_track_id or itertools.count(1).__next__
         self._status: list[tuple[int, bool]] = []
-        #: per face of the last processed frame: (published track id, decided name or None)
-        self.frame_tracks: list[tuple[int, str | None]] = []
-        #: per face of the last processed frame: the voter's quality weight, NaN where not embedded
-        self.frame_quality = np.zeros(0, np.float32)
         self.counts = {"frames": 0, "observations": 0, "tracks": 0, "identity_events": 0, "splits": 0}
 
-    def process(self, result: FrameResult) -> list[Event]:
+    def process(self, result: FrameResult) -> FrameOutcome:
         self.counts["frames"] += 1
         faces = result.faces
         events: list[Event] = []
@@ -91,9 +103,9 @@ class RecognitionStage:
         if result.blur is not None:
             quality = quality * result.blur[rows]
         matched = {int(r): (names[i], float(distances[i]), float(quality[i])) for i, r in enumerate(rows)}
-        self.frame_quality = np.full(len(faces), np.nan, np.float32)
-        self.frame_quality[rows] = quality
-        self.frame_tracks = []
+        frame_quality = np.full(len(faces), np.nan, np.float32)
+        frame_quality[rows] = quality
+        frame_tracks: list[tuple[int, str | None]] = []
         for i, tid in enumerate(int(t) for t in faces.track_id):
             bbox = [round(float(v), 1) for v in faces.xyxy[i]]
             state = self.tracks.get(tid)
@@ -120,10 +132,10 @@ class RecognitionStage:
                 if state.votes.confident != state.confident:
                     state.confident = state.votes.confident
                     self._status.append((tid, state.confident))
-            self.frame_tracks.append((state.public_id, state.votes.decided))
+            frame_tracks.append((state.public_id, state.votes.decided))
         for ended in result.ended:
             events.extend(self._end(ended.track_id, result.source, now, ended.reason))
-        return events
+        return FrameOutcome(events, frame_tracks, frame_quality, self.take_status_updates())
 
     def set_gallery(self, gallery: Gallery, source: str) -> list[Event]:
         """Swap in a reloaded gallery and re-decide the open tracks; the events that follows.
@@ -166,15 +178,10 @@ class RecognitionStage:
         return events
 
     def take_status_updates(self) -> list[tuple[int, bool]]:
+        """Confidence changes not yet told (``process`` returns them with its frame; this is for
+        ``set_gallery``'s, told before the next frame comes)."""
         updates, self._status = self._status, []
         return updates
-
-    def label(self, track_id: int) -> str:
-        """Annotation text for a tracker track id."""
-        state = self.tracks.get(track_id)
-        if state is None:
-            return f"#{track_id} unknown"
-        return f"#{state.public_id} {state.votes.decided or 'unknown'}"
 
     def stats(self) -> dict:
         return dict(self.counts, open_tracks=len(self.tracks))

@@ -2,9 +2,9 @@
 
 One file per job: ``mining`` (triplet selection and losses), ``angular`` (the margin-softmax
 alternative), ``data`` (crops detected and aligned once, cached; P x K sampling; augmentation),
-``tracks`` (unlabeled footage: one track = one person, co-occurring tracks = different people),
+``track_dataset`` (unlabeled footage: one track = one person, co-occurring tracks = different people),
 ``backbones`` (MobileFaceNet, FaceNet InceptionResnetV1, an installed ONNX model via onnx2torch),
 ``verify`` (held-out pairs scored by the 10-fold protocol of ``stream.evaluate.protocol``),
 ``loop`` (epochs, checkpoints, progress) and ``export`` (ONNX + manifest into the model store).
-Only ``data``, ``tracks`` and ``verify`` work without PyTorch.
+Only ``data``, ``track_dataset`` and ``verify`` work without PyTorch.
 """

@@ -88,7 +88,7 @@ def load_identity_faces(root: Path, template: AlignmentTemplate, workdir: Path, 
 def detect_and_align(items: list[tuple[str, Path]], template: AlignmentTemplate,
                      *, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One aligned crop per image: the largest face, as `eval` judges a photo by its main face."""
-    from stream.align import load_chosen_crops
+    from stream.photos import load_chosen_crops
 
     names = sorted({name for name, _ in items})
     index = {name: i for i, name in enumerate(names)}

@@ -1,8 +1,8 @@
 """A trained backbone -> ONNX (dynamic batch) + manifest -> the model store.
 
-Same exporter settings as `models import-facenet` (TorchScript exporter, ``facenet.OPSET``,
-parity checked with ONNX Runtime), with the input size from the backbone rather than FaceNet's
-fixed 160. The manifest's threshold is the best held-out threshold of the last epoch.
+The exporter `models import-facenet` uses (``models.torch_export``, parity checked with ONNX Runtime),
+with the input size from the backbone rather than FaceNet's fixed 160. The manifest's threshold is the best
+held-out threshold of the last epoch.
 """
 
 from __future__ import annotations
@@ -11,31 +11,20 @@ import copy
 import logging
 import math
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from stream.errors import ModelError
-from stream.models.facenet import FACENET_THRESHOLD, OPSET, PARITY_ATOL
+from stream.models.facenet import FACENET_THRESHOLD, PARITY_ATOL
 from stream.models.manifest import AlignmentTemplate, InputSpec, ModelManifest, sha256_file
 from stream.models.store import InstalledModel, ModelStore
+from stream.models.torch_export import export_onnx
 from stream.train.backbones import BackboneSpec
 from stream.train.deps import require_torch
 
 log = logging.getLogger(__name__)
-
-
-def export_onnx(model: Any, size: int, onnx_path: Path) -> None:
-    torch = require_torch()
-    model = copy.deepcopy(model).eval().cpu()
-    dummy = torch.zeros(2, 3, size, size)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (dummy,), str(onnx_path), input_names=["input"], output_names=["embedding"],
-                          dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}}, opset_version=OPSET,
-                          do_constant_folding=True, dynamo=False)
 
 
 def onnx_parity(model: Any, onnx_path: Path, inputs: np.ndarray) -> float:

@@ -80,7 +80,7 @@ def load_faces(cfg: TrainConfig, template: AlignmentTemplate, workdir: Path) -> 
     if (cfg.dataset is None) == (cfg.from_tracks is None):
         raise FacestreamError("give a DATASET folder or --from-tracks DIR (one of them)")
     if cfg.from_tracks is not None:
-        from stream.train.tracks import load_track_faces
+        from stream.train.track_dataset import load_track_faces
 
         return load_track_faces(cfg.from_tracks, template)
     return load_identity_faces(cfg.dataset, template, workdir, progress=cfg.progress)

@@ -20,6 +20,7 @@ from typing import Any
 import zmq
 
 from stream.events.schema import Event
+from stream.events.sinks import SinkStats
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,18 @@ class WebFeedSink:
         self._sock.setsockopt(zmq.SNDHWM, sndhwm)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.bind(endpoint)
+        self.sent = 0
         self.dropped = 0
 
     def write(self, event: Event) -> None:
         try:
             self._sock.send_string(event.to_json(), zmq.NOBLOCK)
+            self.sent += 1
         except zmq.Again:
             self.dropped += 1
+
+    def stats(self) -> SinkStats:
+        return SinkStats(self.sent, self.dropped)
 
     def close(self) -> None:
         self._sock.close(0)

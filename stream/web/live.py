@@ -6,19 +6,22 @@ the run's counters from its ledger; the publisher only writes frames and events 
 
 from __future__ import annotations
 
+import functools
 import logging
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from stream.config.web import WebConfig
 from stream.images import MAX_MEGAPIXELS
 from stream.web.app import WebContext, create_app
 from stream.web.cameras import CameraFeed
-from stream.web.feed import EventFeed
+from stream.web.feed import EventFeed, WebFeedSink
 from stream.web.guard import HostPolicy
 from stream.web.people import PhotoEnroller
-from stream.web.preview import PreviewBoard, PreviewLayout
+from stream.web.preview import PreviewBoard, PreviewLayout, PreviewObserver
 from stream.web.server import WebServer, parse_bind, resolve_token
-from stream.web.settings import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ class RunWebView:
         self.previews = {name: PreviewLayout(f"{run_id}-view{i}", h, w)
                          for i, (name, (h, w)) in enumerate(frame_sizes.items())}
         self.feed_endpoint = f"ipc://{run_dir}/web-events.sock"
+        self._max_fps = web.max_fps
         self._boards = {name: PreviewBoard.create(layout) for name, layout in self.previews.items()}
         self.feed = EventFeed(self.feed_endpoint)
         self._enroller = PhotoEnroller(model_name, gallery, max_megapixels) if gallery is not None else None
@@ -48,6 +52,14 @@ class RunWebView:
         except BaseException:
             self._close_parts()
             raise
+
+    def publish_sinks(self) -> list[tuple[str, Callable[[], Any]]]:
+        """The event sink the publisher opens for this view, by name (picklable: it crosses processes)."""
+        return [("web", functools.partial(WebFeedSink, self.feed_endpoint))]
+
+    def publish_observers(self) -> list[Callable[[], Any]]:
+        """The frame observer that fills this view's preview boards in the publisher."""
+        return [functools.partial(PreviewObserver, self.previews, self._max_fps)]
 
     @property
     def url(self) -> str:
@@ -67,3 +79,17 @@ class RunWebView:
             self._enroller.close()
         for board in self._boards.values():
             board.close()
+
+
+def open_run_view(config: Any, frame_sizes: dict[str, tuple[int, int]], run_dir: Path, run_id: str,
+                  ledger: Any) -> tuple[Any, RunWebView]:
+    """Start a run's web view (``run_pipeline(open_view=...)``); the page lists strangers to name, so
+    unknown tracks are saved (in the run's own folder unless output.save_unknowns says where)."""
+    if config.output.save_unknowns is None:
+        config = config.model_copy(update={"output": config.output.model_copy(
+            update={"save_unknowns": run_dir / "unknowns"})})
+    web = RunWebView(config.web, frame_sizes, run_dir, run_id, ledger, gallery=config.gallery,
+                     unknowns=config.output.save_unknowns, model_name=config.model.name,
+                     max_megapixels=config.photos.max_megapixels)
+    print(f"facestream: web view on {web.where}", file=sys.stderr)
+    return config, web

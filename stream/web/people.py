@@ -21,6 +21,8 @@ import cv2
 
 from stream.errors import FacestreamError
 from stream.images import MAX_MEGAPIXELS, decode_image, read_image
+from stream.models.store import load_model
+from stream.photos import PhotoEmbedder, one_face
 from stream.recognize.forget import forget_people, named_dir
 from stream.recognize.gallery import Gallery, edit_gallery
 from stream.recognize.names import check_name
@@ -66,8 +68,8 @@ def remove_person(gallery_path: Path, name: str, unknowns: Path | None = None) -
 class PhotoEnroller:
     """Detect, align and embed one face per uploaded photo; the models load on the first photo.
 
-    The same detector, alignment and ONNX Runtime engine as `facestream enroll`, in this process
-    (CPU), one photo at a time.
+    The same photo path as `facestream enroll` (``stream.photos``), in this process (CPU), one photo
+    at a time.
     """
 
     def __init__(self, model_name: str, gallery_path: Path, max_megapixels: float = MAX_MEGAPIXELS) -> None:
@@ -75,17 +77,12 @@ class PhotoEnroller:
         self.gallery_path = Path(gallery_path)
         self.max_megapixels = max_megapixels
         self._lock = threading.Lock()
-        self._parts = None
+        self._photos = None
 
     def _load(self):
-        if self._parts is None:
-            from stream.align import FaceAligner
-            from stream.cli.common import cpu_engine, load_model
-            from stream.detect import FaceDetector
-
-            model = load_model(self.model_name)
-            self._parts = (model.manifest, FaceDetector(), FaceAligner.for_model(model.manifest), cpu_engine(model))
-        return self._parts
+        if self._photos is None:  # the models load in the server only once someone adds a photo
+            self._photos = PhotoEmbedder(load_model(self.model_name))
+        return self._photos
 
     def enroll(self, name: str, data: bytes, filename: str = "photo") -> str:
         name = check_identity(name)
@@ -94,27 +91,24 @@ class PhotoEnroller:
         # Checked from the header and decoded reduced: a small file can declare gigabytes of pixels.
         image = decode_image(data, filename, max_megapixels=self.max_megapixels)
         with self._lock:
-            manifest, detector, aligner, engine = self._load()
-            faces = detector.detect(image)
-            if len(faces) != 1:
-                found = f"{len(faces)} faces found" if len(faces) else "no face found"
+            photos = self._load()
+            faces = photos.faces(image)
+            found = one_face(faces)
+            if found is not None:
                 raise FacestreamError(f"{filename}: {found} (need exactly one)")
-            embedding = engine.embed(aligner.align(image, faces).crops)
+            embedding = photos.embed(faces)
         folder = self.gallery_path.with_name(self.gallery_path.name + ".photos") / name
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.jpg"
         path.write_bytes(data)
-        with edit_gallery(self.gallery_path, manifest) as gallery:
+        with edit_gallery(self.gallery_path, photos.model.manifest) as gallery:
             gallery.add(name, embedding, [str(path)])
         return f"enrolled a photo as {name}"
 
     def close(self) -> None:
-        if self._parts is not None:
-            for part in self._parts[1:]:
-                close = getattr(part, "close", None)
-                if close is not None:
-                    close()
-            self._parts = None
+        if self._photos is not None:
+            self._photos.close()
+            self._photos = None
 
 
 @dataclass
@@ -129,7 +123,7 @@ class UnknownTrack:
 
 def list_unknowns(root: Path | None, limit: int = 24) -> list[UnknownTrack]:
     """The most recent saved unknown tracks, newest first."""
-    from stream.cluster.tracks import TMP_PREFIX, TRACK_FILE
+    from stream.cluster.saved_tracks import TMP_PREFIX, TRACK_FILE
 
     if root is None or not Path(root).is_dir():
         return []
@@ -168,7 +162,7 @@ def unknown_crop(root: Path | None, track: str, k: int) -> bytes | None:
 
 def name_unknown(gallery_path: Path, root: Path, track: str, name: str) -> str:
     """Enroll a saved unknown track as ``name``: its mean embedding, the one the voter matched."""
-    from stream.cluster.tracks import read_tracks
+    from stream.cluster.saved_tracks import read_tracks
 
     name = check_identity(name)
     folder = _track_folder(root, track)

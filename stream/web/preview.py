@@ -19,9 +19,12 @@ import json
 import time
 from dataclasses import dataclass
 from multiprocessing import shared_memory
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from stream.pipeline.observers import FrameView
 
 _HEADER = 64  # bytes: seq u64, viewer_until f64, capture_ts f64, index i64, h u32, w u32, overlay_len u32
 OVERLAY_BYTES = 64 * 1024  # boxes and labels as JSON; a frame with more is written without its overlay
@@ -125,3 +128,35 @@ class PreviewBoard:
         if self._owner:
             with contextlib.suppress(FileNotFoundError):
                 self._shm.unlink()
+
+
+class PreviewObserver:
+    """The publisher's side of the web view's boards: a frame observer (stream/pipeline/observers.py).
+
+    Registered by the run's web view (``PublishSpec.observers``), so the pipeline knows no web module.
+    """
+
+    def __init__(self, layouts: dict[str, PreviewLayout], max_fps: float) -> None:
+        self.max_fps = max_fps
+        self.boards = {name: PreviewBoard.attach(layout) for name, layout in layouts.items()}
+
+    def on_frame(self, view: FrameView) -> None:
+        """The frame and what is on it, for the web view (which draws and encodes it itself)."""
+        board = self.boards.get(view.source)
+        if board is None or not board.wanted(self.max_fps):
+            return
+        xyxy = view.faces.xyxy
+        overlay = [{"box": [round(float(v), 1) for v in xyxy[i]], "track_id": public, "identity": decided,
+                    "label": f"#{public} {decided or 'unknown'}"}
+                   for i, (public, decided) in enumerate(view.outcome.tracks)]
+        board.write(view.image(), overlay, view.frame.index, view.frame.capture_ts)
+
+    def on_event(self, event: object) -> None:
+        pass
+
+    def end_source(self, source: str) -> None:
+        pass
+
+    def close(self) -> None:
+        for board in self.boards.values():
+            board.close()

@@ -13,8 +13,8 @@ import socket
 import threading
 import time
 
+from stream.config.web import token_problem
 from stream.errors import FacestreamError
-from stream.web.settings import token_problem
 
 log = logging.getLogger(__name__)
 

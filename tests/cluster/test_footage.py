@@ -15,10 +15,11 @@ PHOTOS = {"obama.jpg": "obama", "obama2.jpg": "obama", "lin-manuel-miranda.png":
           "alex-lacamoire.png": "alex", "biden.jpg": "biden"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["agglomerative", "chinese-whispers"])
 def test_shared_photos_cluster_by_person(default_model, method):
-    from stream.align import load_face_crops
     from stream.inference.onnxrt import OnnxRuntimeEngine
+    from stream.photos import load_face_crops
 
     manifest = default_model.manifest
     crops = np.concatenate([load_face_crops([media_path(f)], manifest) for f in PHOTOS])

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from stream.config.schema import AppConfig, load_config
-from stream.detect.config import MIN_FACE_SHARE, MODEL_INPUT_PX, DetectorConfig, scan_tile_count
+from stream.detect.blazeface.facts import MIN_FACE_SHARE, MODEL_INPUT_PX
+from stream.detect.config import DetectorConfig, scan_tile_count
 from stream.detect.tiles import plan_tiles
 from stream.errors import FacestreamError
 
@@ -41,7 +42,7 @@ def test_min_face_px_floor_is_what_blazeface_sees_in_its_input(model: str):
 
 
 def test_model_input_sizes_agree_with_the_detector():
-    from stream.detect.blazeface import MODELS
+    from stream.detect.blazeface.network import MODELS
 
     assert {name: m.input_px for name, m in MODELS.items()} == MODEL_INPUT_PX
 

@@ -8,11 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.align import read_image
 from stream.boxes import intersections
-from stream.detect.blazeface import MODELS, BlazeFaceOnnxDetector, onnx_path, weighted_nms
-from stream.detect.config import DEFAULT_MIN_SCORE, DetectorConfig
-from stream.detect.mediapipe_detector import MediaPipeFaceDetector
+from stream.detect.blazeface.facts import DEFAULT_MIN_SCORE
+from stream.detect.blazeface.graph import MediaPipeFaceDetector
+from stream.detect.blazeface.network import MODELS, BlazeFaceOnnxDetector, onnx_path, weighted_nms
+from stream.detect.config import DetectorConfig
+from stream.images import read_image
 from tests.conftest import media_path
 
 PHOTOS = ["obama.jpg", "obama2.jpg", "biden.jpg", "two_people.jpg", "lin-manuel-miranda.png", "alex-lacamoire.png"]
@@ -39,6 +40,7 @@ def images() -> list[np.ndarray]:
     return _images()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["short", "full"])
 def test_same_faces_boxes_and_scores_as_mediapipes_graph(engines_dir, images, model):
     config = DetectorConfig(min_face_px=0)
@@ -99,7 +101,7 @@ def test_weighted_nms_averages_overlapping_boxes_by_score():
 
 
 def test_blank_image_and_bad_input(engines_dir):
-    with BlazeFaceOnnxDetector() as detector:
+    with BlazeFaceOnnxDetector(DetectorConfig()) as detector:
         assert len(detector.detect(np.zeros((240, 320, 3), np.uint8))) == 0
         with pytest.raises(ValueError, match="BGR uint8"):
             detector.detect(np.zeros((10, 10), np.uint8))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from itertools import islice
 
 import numpy as np
+import pytest
 
 from stream.detect.motion import TileMotion
 from stream.detect.scan import FaceDetector
@@ -35,6 +36,7 @@ def test_a_still_tile_is_skipped_until_it_changes_or_goes_stale():
     assert motion.skipped == 7
 
 
+@pytest.mark.slow
 def test_on_the_canvas_only_the_tiles_where_the_clip_plays_are_scanned():
     frames = [image for _, image in islice(hamilton_canvas_frames(0.5, every=1), 12)]
     tiles = plan_tiles(1920, 1080, 24, 0.07)
@@ -53,6 +55,7 @@ def test_on_the_canvas_only_the_tiles_where_the_clip_plays_are_scanned():
     assert 0 < len(scanned) < len(tiles) // 2
 
 
+@pytest.mark.slow
 def test_video_with_still_tiles_skipped_finds_the_same_faces(engines_dir):
     from stream.config.schema import AppConfig
     from stream.pipeline.workers import VideoFaces

@@ -22,6 +22,7 @@ def _found(truth: np.ndarray, faces) -> np.ndarray:
     return overlap_of_smaller(truth, faces.xyxy).max(axis=1) >= 0.5
 
 
+@pytest.mark.slow
 def test_small_faces_of_composed_1080p_frames_are_found(detector):
     frames = compose_hd_frames(n=3)
     hits = total = false = found_count = 0
@@ -39,6 +40,7 @@ def test_small_faces_of_composed_1080p_frames_are_found(detector):
     assert untiled_hits / total < 0.5  # what the issue saw: the whole-frame pass misses these
 
 
+@pytest.mark.slow
 def test_the_hamilton_clip_at_half_size_on_a_1080p_canvas(detector):
     """The audience shot shrunk to half: four faces of ~30-35 px in a 1920x1080 frame."""
     frames = dict(hamilton_canvas_frames(0.5, every=10))
@@ -57,6 +59,7 @@ def test_a_logo_behind_the_person_is_not_a_face():
         assert len(det.detect(photo)) == 1
 
 
+@pytest.mark.slow
 def test_video_mode_keeps_a_small_face_every_frame(detector):
     """Between full scans a tracked face is found by the closer look at its predicted box."""
     frames = dict(hamilton_canvas_frames(0.5, every=1))

@@ -11,7 +11,7 @@ NODE = {"num_cpus": 1, "object_store_memory": 80 * 2**20}
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    pytest.importorskip("ray", reason="the cluster tests need Ray: pip install -e '.[cluster]'")
+    pytest.importorskip("ray", reason="the site tests need Ray: pip install -e '.[site]'")
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={
@@ -21,6 +21,6 @@ def ray_cluster():
     workers = [cluster.add_node(**NODE) for _ in range(3)]
     cluster.wait_for_nodes()
     # this process watches (and kills nodes) without being a Ray driver itself, so that no node
-    # removal can break it; `facestream cluster ...` runs are the drivers
+    # removal can break it; `facestream site ...` runs are the drivers
     yield cluster, workers
     cluster.shutdown()

@@ -15,9 +15,9 @@ import zmq
 from stream.distributed.batch import run_video
 from stream.distributed.driver import ShardState, stop_report
 from stream.events.curve import CONNECT_CLIENT_KEY, CONNECT_SERVER_KEY, generate
-from stream.events.publisher import EventPublisher
 from stream.events.schema import Event
 from stream.events.subscriber import EventSubscriber
+from stream.events.zmq_sink import ZmqSink
 from tests.conftest import REPO
 from tests.support.net import free_port
 
@@ -76,6 +76,7 @@ def _only_the_shard_got_in(messages: list[bytes]) -> None:
     assert not [m for m in messages if b"forged" in m]
 
 
+@pytest.mark.slow
 def test_a_plaintext_peer_cannot_inject_events_into_the_site(site_driver):
     # The proxy bound tcp://0.0.0.0:5557 in plaintext: anyone on the network could publish "who was where".
     tap = site_driver.proxy.tap()
@@ -87,6 +88,7 @@ def test_a_plaintext_peer_cannot_inject_events_into_the_site(site_driver):
         tap.close(0)
 
 
+@pytest.mark.slow
 def test_a_stranger_key_cannot_inject_events_into_the_site(site_driver, tmp_path):
     from stream.events.curve import client_options
 
@@ -101,6 +103,7 @@ def test_a_stranger_key_cannot_inject_events_into_the_site(site_driver, tmp_path
         tap.close(0)
 
 
+@pytest.mark.slow
 def test_a_shard_with_the_site_keys_reaches_the_site_and_its_subscribers(site_driver, tmp_path):
     # What a shard gets from the driver, written where its run reads output.publish_connect_keys.
     keys = tmp_path / "keys"
@@ -111,7 +114,7 @@ def test_a_shard_with_the_site_keys_reaches_the_site_and_its_subscribers(site_dr
     assert {p.name for p in keys.iterdir()} == {CONNECT_SERVER_KEY, CONNECT_CLIENT_KEY}
     tap = site_driver.proxy.tap()
     sub = EventSubscriber(site_driver.proxy.outbound)
-    pub = EventPublisher(site_driver.events_endpoint, connect=True, connect_keys=keys)
+    pub = ZmqSink(site_driver.events_endpoint, connect=True, connect_keys=keys)
     try:
         deadline = time.monotonic() + 10
         got = None
@@ -166,6 +169,7 @@ def test_subscribers_of_a_site_with_publish_keys_need_them(tmp_path):
         keys.remove()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["batch", "run"])
 def test_an_unreachable_cluster_is_one_line_and_exit_2_at_once(tmp_path, command):
     pytest.importorskip("ray")
@@ -176,7 +180,7 @@ def test_an_unreachable_cluster_is_one_line_and_exit_2_at_once(tmp_path, command
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     args = {"batch": [str(video), "--out", str(tmp_path / "out"), "--no-progress"], "run": ["--config", str(site)]}
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "stream", "cluster", command, "--address", address,
+    proc = subprocess.run([sys.executable, "-m", "stream", "site", command, "--address", address,
                            *args[command]], cwd=REPO, capture_output=True, text=True, timeout=120)
     took = time.monotonic() - started
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -204,6 +208,7 @@ def test_the_stop_line_names_the_shards_that_were_down_and_for_how_long():
     assert steady_only == "site stopped; 5 frames in 1 shard(s); every shard up throughout"
 
 
+@pytest.mark.slow
 def test_a_failure_reason_has_no_second_prefix(engines_dir, monkeypatch, tmp_path):
     # It read "facestream batch: broken: facestream: ..." once the report added its own prefix.
     monkeypatch.setenv("FACESTREAM_ENGINES_DIR", str(engines_dir))
@@ -215,6 +220,7 @@ def test_a_failure_reason_has_no_second_prefix(engines_dir, monkeypatch, tmp_pat
     assert str(broken) in result["reason"] or "broken" in result["reason"]
 
 
+@pytest.mark.slow
 def test_site_keys_are_private_files():
     pytest.importorskip("ray")
     from stream.distributed.proxy import SiteKeys

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.align import choose_face
 from stream.faces import Faces
+from stream.photos import choose_face
 
 
 def _faces(boxes: list[tuple[float, float, float, float]]) -> Faces:

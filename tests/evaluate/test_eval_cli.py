@@ -65,6 +65,7 @@ def test_lfw_layout_uses_pairs_txt_and_the_centred_face(cli, tmp_path: Path) -> 
     assert record["face_rule"] == "centre" and record["pairs_from"] == "pairs.txt"
 
 
+@pytest.mark.slow
 def test_save_threshold_round_trip(dataset: Path, tmp_path: Path, default_model) -> None:
     from stream.models.store import ModelStore
     from stream.recognize.gallery import Gallery

@@ -18,9 +18,9 @@ from stream.cli import main
 from stream.config.schema import load_config
 from stream.errors import FacestreamError
 from stream.events.curve import generate, is_loopback
-from stream.events.publisher import EventPublisher
 from stream.events.schema import Event
 from stream.events.subscriber import EventSubscriber
+from stream.events.zmq_sink import ZmqSink
 from tests.conftest import REPO, media_path
 from tests.support.net import free_port
 
@@ -47,11 +47,11 @@ def keys(tmp_path: Path) -> dict[str, Path]:
             "client_secret": client_secret, "stranger_secret": stranger_secret}
 
 
-def secured(endpoint: str, keys: dict[str, Path]) -> EventPublisher:
-    return EventPublisher(endpoint, server_secret_key_file=keys["server_secret"], allowed_clients_dir=keys["clients"])
+def secured(endpoint: str, keys: dict[str, Path]) -> ZmqSink:
+    return ZmqSink(endpoint, server_secret_key_file=keys["server_secret"], allowed_clients_dir=keys["clients"])
 
 
-def wait_subscribers(pub: EventPublisher, n: int, timeout_s: float) -> bool:
+def wait_subscribers(pub: ZmqSink, n: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while pub.subscribers < n and time.monotonic() < deadline:
         pub.poll(0.05)
@@ -72,6 +72,7 @@ def test_an_authorised_subscriber_receives_events(endpoint, keys):
         pub.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("who", ["stranger", "plaintext", "wrong-server-key"])
 def test_an_unlisted_or_plaintext_subscriber_receives_nothing(endpoint, keys, who):
     pub = secured(endpoint, keys)
@@ -99,12 +100,12 @@ def test_an_unlisted_or_plaintext_subscriber_receives_nothing(endpoint, keys, wh
 
 def test_a_plaintext_publisher_on_a_public_address_warns(caplog):
     endpoint = f"tcp://0.0.0.0:{free_port()}"
-    with caplog.at_level(logging.WARNING, logger="stream.events.publisher"):
-        EventPublisher(endpoint).close()
+    with caplog.at_level(logging.WARNING, logger="stream.events.zmq_sink"):
+        ZmqSink(endpoint).close()
     assert any("plaintext" in r.getMessage() for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="stream.events.publisher"):
-        EventPublisher(f"tcp://127.0.0.1:{free_port()}").close()
+    with caplog.at_level(logging.WARNING, logger="stream.events.zmq_sink"):
+        ZmqSink(f"tcp://127.0.0.1:{free_port()}").close()
     assert not caplog.records
 
 
@@ -117,13 +118,13 @@ def test_is_loopback():
 
 def test_bad_keys_are_one_line_errors(endpoint, keys, tmp_path):
     with pytest.raises(FacestreamError, match="both"):
-        EventPublisher(endpoint, server_secret_key_file=keys["server_secret"])
+        ZmqSink(endpoint, server_secret_key_file=keys["server_secret"])
     with pytest.raises(FacestreamError, match="no secret key"):  # the public half cannot serve
-        EventPublisher(endpoint, server_secret_key_file=keys["server_pub"], allowed_clients_dir=keys["clients"])
+        ZmqSink(endpoint, server_secret_key_file=keys["server_pub"], allowed_clients_dir=keys["clients"])
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(FacestreamError, match="no client public keys"):
-        EventPublisher(endpoint, server_secret_key_file=keys["server_secret"], allowed_clients_dir=empty)
+        ZmqSink(endpoint, server_secret_key_file=keys["server_secret"], allowed_clients_dir=empty)
     with pytest.raises(FacestreamError, match="both --server-key"):
         EventSubscriber(endpoint, server_key_file=keys["server_pub"])
     junk = tmp_path / "junk.key"
@@ -207,6 +208,7 @@ def _subscribe(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, cwd=REPO)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("who", "needle"), [
     ("stranger", "refused this subscriber's key"),
     ("plaintext", "give --server-key and --client-key"),
@@ -230,8 +232,9 @@ def test_subscribe_says_it_was_refused_and_exits(endpoint, keys, who, needle):
     assert took < 30  # at the refusal, not at --timeout
 
 
+@pytest.mark.slow
 def test_a_curve_subscriber_of_a_plaintext_publisher_is_told(endpoint, keys):
-    pub = EventPublisher(endpoint)
+    pub = ZmqSink(endpoint)
     try:
         proc = _subscribe("--connect", endpoint, "--server-key", keys["server_pub"], "--client-key",
                           keys["client_secret"], "--timeout", "60")
@@ -255,12 +258,14 @@ def test_the_subscriber_object_knows_it_was_refused(endpoint, keys):
         pub.close()
 
 
+@pytest.mark.slow
 def test_subscribe_to_nothing_says_so_at_its_timeout(endpoint):
     proc = _subscribe("--connect", endpoint, "--timeout", "1")
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"facestream: {endpoint}: no publisher is listening there"
 
 
+@pytest.mark.slow
 def test_subscribe_to_a_server_that_never_answers_says_so(endpoint):
     import socket
 
@@ -274,8 +279,9 @@ def test_subscribe_to_a_server_that_never_answers_says_so(endpoint):
                                   "a ZeroMQ handshake"
 
 
+@pytest.mark.slow
 def test_a_quiet_but_connected_publisher_is_no_error(endpoint):
-    pub = EventPublisher(endpoint)
+    pub = ZmqSink(endpoint)
     try:
         proc = _subscribe("--connect", endpoint, "--timeout", "1")
     finally:

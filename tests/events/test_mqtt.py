@@ -92,6 +92,7 @@ def test_the_last_will_says_offline_when_the_process_dies(broker):
         listener.close()
 
 
+@pytest.mark.slow
 def test_a_broker_restart_is_reconnected_and_writes_never_block(broker, tmp_path):
     sink = MqttSink(broker.url, reconnect_max_s=1)
     try:
@@ -138,6 +139,7 @@ def test_a_long_outage_drops_the_oldest_and_counts_them():
     assert (sink.published, sink.dropped) == (0, 26)  # what was still queued never reached a broker
 
 
+@pytest.mark.slow
 def test_a_password_is_used_and_never_shown(tmp_path, caplog):
     if mosquitto_missing() or not shutil.which("mosquitto_passwd"):
         pytest.skip(mosquitto_missing() or "needs mosquitto_passwd (Debian's mosquitto package)")

@@ -14,10 +14,10 @@ import pytest
 import zmq
 
 from stream.errors import FacestreamError
-from stream.events.publisher import EventPublisher
 from stream.events.schema import Event
 from stream.events.sinks import JsonlSink
 from stream.events.subscriber import EventSubscriber
+from stream.events.zmq_sink import ZmqSink
 from tests.conftest import REPO
 from tests.support.net import free_port
 
@@ -36,7 +36,7 @@ def big(i: int) -> Event:
     return ev(track_id=i, identity="x" * 120, bbox=[1.5, 2.5, 100.25, 200.75], frame=i, pts=i / 30)
 
 
-def subscribed(pub: EventPublisher, n: int = 1) -> None:
+def subscribed(pub: ZmqSink, n: int = 1) -> None:
     """Wait until the publisher has applied exactly ``n`` subscriptions: from then on sends reach them."""
     deadline = time.monotonic() + 5
     while pub.subscribers != n and time.monotonic() < deadline:
@@ -45,7 +45,7 @@ def subscribed(pub: EventPublisher, n: int = 1) -> None:
 
 
 def test_roundtrip_two_part_topic_and_seq(endpoint):
-    pub = EventPublisher(endpoint)
+    pub = ZmqSink(endpoint)
     sub = EventSubscriber(endpoint)
     try:
         subscribed(pub, 1)
@@ -66,7 +66,7 @@ def test_roundtrip_two_part_topic_and_seq(endpoint):
 
 
 def test_topic_filtering(endpoint):
-    pub = EventPublisher(endpoint)
+    pub = ZmqSink(endpoint)
     sub = EventSubscriber(endpoint, topics=("identity.cam2",))
     try:
         subscribed(pub, 1)
@@ -82,8 +82,9 @@ def test_topic_filtering(endpoint):
         pub.close()
 
 
+@pytest.mark.slow
 def test_a_subscriber_that_never_reads_does_not_block_the_publisher(endpoint):
-    pub = EventPublisher(endpoint, sndhwm=100)
+    pub = ZmqSink(endpoint, sndhwm=100)
     lazy = zmq.Context.instance().socket(zmq.SUB)
     lazy.setsockopt(zmq.RCVHWM, 10)
     lazy.setsockopt(zmq.SUBSCRIBE, b"")
@@ -101,9 +102,10 @@ def test_a_subscriber_that_never_reads_does_not_block_the_publisher(endpoint):
         pub.close()
 
 
+@pytest.mark.slow
 def test_a_stalled_subscriber_s_losses_are_counted_exactly(endpoint):
     """NODROP: ``dropped`` is exactly what a subscriber that stalled and caught up never got."""
-    pub = EventPublisher(endpoint, sndhwm=10)
+    pub = ZmqSink(endpoint, sndhwm=10)
     sub = EventSubscriber(endpoint, rcvhwm=10)
     try:
         subscribed(pub, 1)
@@ -141,7 +143,7 @@ def test_a_stalled_subscriber_s_losses_are_counted_exactly(endpoint):
 
 
 def test_events_with_no_subscriber_are_unheard_not_dropped(endpoint):
-    pub = EventPublisher(endpoint, sndhwm=10)
+    pub = ZmqSink(endpoint, sndhwm=10)
     sub = None
     try:
         for i in range(100):  # ten times the HWM: no queue, so no drop
@@ -160,7 +162,7 @@ def test_events_with_no_subscriber_are_unheard_not_dropped(endpoint):
 
 
 def test_subscriber_count_follows_joins_and_leaves(endpoint):
-    pub = EventPublisher(endpoint)
+    pub = ZmqSink(endpoint)
     a = b = None
     try:
         assert pub.subscribers == 0 and pub.poll() == 0
@@ -182,7 +184,7 @@ def test_subscriber_count_follows_joins_and_leaves(endpoint):
 
 
 def test_a_seq_the_caller_set_is_kept_and_own_numbering_continues_above_it(endpoint):
-    pub = EventPublisher(endpoint)
+    pub = ZmqSink(endpoint)
     try:
         first, theirs, after, stale, last = ev(), ev(seq=500), ev(), ev(seq=10), ev()
         for event in (first, theirs, after, stale, last):
@@ -215,10 +217,10 @@ def test_gaps_and_invalid_messages_are_counted(endpoint):
 
 
 def test_bind_error_is_one_line(endpoint):
-    pub = EventPublisher(endpoint)
+    pub = ZmqSink(endpoint)
     try:
         with pytest.raises(FacestreamError, match="cannot bind the event publisher"):
-            EventPublisher(endpoint)
+            ZmqSink(endpoint)
     finally:
         pub.close()
 
@@ -233,11 +235,12 @@ def test_jsonl_sink_appends_lines(tmp_path):
     assert [json.loads(line)["type"] for line in path.read_text().splitlines()] == ["identity", "track_ended"]
 
 
+@pytest.mark.slow
 def test_subscribe_command_records_events_and_stops_on_sigterm(endpoint, tmp_path):
     out = tmp_path / "got.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "stream", "subscribe", "--connect", endpoint, "--out", str(out)],
                             cwd=REPO, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    pub = EventPublisher(endpoint)
+    pub = ZmqSink(endpoint)
     try:
         deadline = time.monotonic() + 20
         while (not out.exists() or not out.read_text()) and time.monotonic() < deadline:
@@ -258,6 +261,7 @@ def test_subscribe_command_records_events_and_stops_on_sigterm(endpoint, tmp_pat
     assert [e["type"] for e in lines].count("track_ended") == 5
 
 
+@pytest.mark.slow
 def test_subscribe_bad_endpoint(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "stream", "subscribe", "--connect", "nonsense://x"], cwd=REPO,
                           capture_output=True, text=True, timeout=30)

@@ -59,8 +59,8 @@ def test_engine_info_runs(cli):
 def test_tensorrt_matches_onnxruntime_on_a_real_gpu(default_model):  # pragma: no cover - needs a GPU
     import numpy as np
 
-    from stream.align import load_face_crops
     from stream.inference.tensorrt import TensorRTEngine
+    from stream.photos import load_face_crops
     from tests.conftest import media_path
 
     crops = load_face_crops([media_path("two_people.jpg"), media_path("obama.jpg")], default_model.manifest)
@@ -72,6 +72,7 @@ def test_tensorrt_matches_onnxruntime_on_a_real_gpu(default_model):  # pragma: n
     assert cos.min() >= 0.9999
 
 
+@pytest.mark.slow
 def test_engine_package_imports_without_tensorrt():
     proc = subprocess.run([sys.executable, "-c", "import stream.inference.tensorrt, stream.inference.trt_build"],
                           capture_output=True, text=True, cwd=REPO)

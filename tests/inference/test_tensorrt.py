@@ -90,6 +90,7 @@ def crops(default_model) -> np.ndarray:
     return rng.integers(0, 256, (11, spec.height, spec.width, 3), dtype=np.uint8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("max_batch", [4, 16])
 def test_embed_matches_onnxruntime_across_chunks(default_model, crops, tmp_path, max_batch):
     engine, context, _ = loaded_engine(default_model, max_batch, tmp_path)

@@ -15,6 +15,7 @@ from stream.models.manifest import sha256_file
 from tests.conftest import media_path
 
 dlib = pytest.importorskip("dlib", reason="dlib (pip install dlib-bin, in the test extra) is the reference")
+pytestmark = pytest.mark.slow  # dlib's own pipeline computes the reference for every photo
 
 PHOTOS = ["obama.jpg", "obama2.jpg", "biden.jpg", "two_people.jpg", "lin-manuel-miranda.png", "alex-lacamoire.png"]
 

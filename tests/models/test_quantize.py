@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.align import load_face_crops
 from stream.errors import FacestreamError, ModelError
 from stream.inference.onnxrt import OnnxRuntimeEngine
 from stream.models.quantize import quantize
 from stream.models.store import DEFAULT_MODEL, ModelStore
+from stream.photos import calibration, load_face_crops
 from stream.recognize.gallery import Gallery
 from tests.conftest import media_path
 
@@ -55,7 +55,8 @@ def embed(model, crops):
     ("int8", "tensorrt", "dlib-resnet-v1-int8-trt", 0.98),
 ])
 def test_variant_agrees_with_fp32_on_held_out_photos(store, calib, photo_crops, precision, target, name, min_cos):
-    variant = quantize(DEFAULT_MODEL, precision, calib if precision == "int8" else None, store=store, target=target)
+    faces = calibration(calib) if precision == "int8" else None
+    variant = quantize(DEFAULT_MODEL, precision, faces, store=store, target=target)
     base = store.get(DEFAULT_MODEL)
     m = variant.manifest
     assert (m.name, m.precision, m.base_model, m.embedding_space) == (name, precision, DEFAULT_MODEL, DEFAULT_MODEL)
@@ -66,7 +67,7 @@ def test_variant_agrees_with_fp32_on_held_out_photos(store, calib, photo_crops, 
 def test_int8_keeps_identity_decisions(store, calib, photo_crops):
     base = store.get(DEFAULT_MODEL)
     int8 = store.get("dlib-resnet-v1-int8") if "dlib-resnet-v1-int8" in store.installed_names() else \
-        quantize(DEFAULT_MODEL, "int8", calib, store=store)
+        quantize(DEFAULT_MODEL, "int8", calibration(calib), store=store)
     gallery = Gallery.new(base.manifest)  # built with FP32 ...
     gallery.add("obama", embed(base, photo_crops[:1]))
     gallery.add("biden", embed(base, photo_crops[2:3]))
@@ -83,11 +84,11 @@ def test_int8_needs_calibration_photos(store):
 def test_calibration_folder_without_faces(store, tmp_path):
     (tmp_path / "blank.png").write_bytes(media_path("obama.jpg").read_bytes()[:10])
     with pytest.raises(FacestreamError):
-        quantize(DEFAULT_MODEL, "int8", tmp_path, store=store)
+        quantize(DEFAULT_MODEL, "int8", calibration(tmp_path), store=store)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(FacestreamError, match="no images"):
-        quantize(DEFAULT_MODEL, "int8", empty, store=store)
+        quantize(DEFAULT_MODEL, "int8", calibration(empty), store=store)
 
 
 def test_only_fp32_models_are_quantized(store):

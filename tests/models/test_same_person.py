@@ -7,9 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
-from stream.align import load_face_crops
-from stream.detect.mediapipe_detector import DetectorConfig, MediaPipeFaceDetector
+from stream.detect.blazeface.graph import MediaPipeFaceDetector
+from stream.detect.config import DetectorConfig
 from stream.inference.onnxrt import OnnxRuntimeEngine
+from stream.photos import load_face_crops
 from tests.conftest import media_path
 
 
@@ -24,7 +25,8 @@ def embeddings(default_model):
             crops = load_face_crops([media_path(file)], default_model.manifest, det)
             assert len(crops) == 1, file
             faces[name] = engine.embed(crops)[0]
-        from stream.align import FaceAligner, read_image
+        from stream.align import FaceAligner
+        from stream.images import read_image
 
         image = read_image(media_path("two_people.jpg"))
         both = FaceAligner.for_model(default_model.manifest).align(image, det.detect(image))
@@ -37,6 +39,7 @@ def embeddings(default_model):
 GROUPS = [{"obama", "obama2", "two_people_left"}, {"biden", "two_people_right"}, {"lin"}, {"alex"}]
 
 
+@pytest.mark.slow
 def test_same_person_closer_than_anyone_else_with_threshold_between(default_model, embeddings):
     manifest = default_model.manifest
     same, different = [], []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 
+import pytest
+
 from stream.pipeline.ledger import RELEASED, RunLedger, SourceEnds, TrackJournal
 
 
@@ -26,6 +28,7 @@ def test_the_journal_gives_back_open_tracks_names_and_lost_frames_and_skips_a_to
     assert state.lost == {"a": [[10, 11]]}
 
 
+@pytest.mark.slow
 def test_counters_and_slot_holders_are_shared_with_a_spawned_process(tmp_path):
     ctx = mp.get_context("spawn")
     ledger = RunLedger.create(ctx, {"cam": 3}, ["reader-cam"], tmp_path / "j")

@@ -25,6 +25,17 @@ def test_metrics_are_served_on_loopback():
     assert "facestream_latency_seconds_bucket" in body
 
 
+def test_every_event_sink_s_figures_are_served():
+    port = free_port()
+    m = PipelineMetrics(port)
+    m.update_sinks({"web": {"delivered": 7, "dropped": 2, "queued": 0},
+                    "webhook": {"delivered": 5, "dropped": 1, "queued": 3}})
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in ('facestream_sink_delivered{sink="web"} 7.0', 'facestream_sink_dropped{sink="web"} 2.0',
+                 'facestream_sink_queued{sink="webhook"} 3.0', 'facestream_sink_dropped{sink="webhook"} 1.0'):
+        assert line in body
+
+
 def test_port_in_use_is_one_line():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

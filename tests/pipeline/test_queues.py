@@ -35,6 +35,7 @@ def _bytes_in(channel: Channel) -> int:
     return count[0]
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_stream_leaves_only_whole_messages_and_a_new_writer_goes_on():
     """The pipeline's case: the reader keeps up, so the pipe has room for every message."""
     ctx = mp.get_context("spawn")
@@ -58,6 +59,7 @@ def test_a_writer_killed_mid_stream_leaves_only_whole_messages_and_a_new_writer_
         assert numbers == list(range(len(numbers)))
 
 
+@pytest.mark.slow
 def test_a_writer_killed_while_it_waits_on_a_full_pipe_tears_its_last_frame():
     """The limit the pipeline stays clear of (its messages in flight are far below the pipe's size)."""
     ctx = mp.get_context("spawn")

@@ -20,6 +20,7 @@ def _child_writes(lay: RingLayout) -> None:
     ring.close()
 
 
+@pytest.mark.slow
 def test_frames_and_crops_cross_a_spawned_process_without_pickling_pixels():
     lay = layout(f"fs-test-{os.getpid()}-a")
     ring = FrameRing.create(lay)
@@ -81,6 +82,7 @@ def _child_tries_unlink(lay: RingLayout) -> None:
     raise SystemExit(1)
 
 
+@pytest.mark.slow
 def test_attached_ring_cannot_unlink():
     lay = layout(f"fs-test-{os.getpid()}-d")
     owner = FrameRing.create(lay)

@@ -32,6 +32,7 @@ def run_until(sup: Supervisor, cond, timeout=30.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_dead_process_is_restarted_and_counted(ctx, tmp_path):
     sup, _ = make(ctx)
     sup.start(ProcessSpec("worker", targets.crash_once, (str(tmp_path / "flag"),), 0))
@@ -49,6 +50,7 @@ def test_fatal_exit_is_not_restarted_and_carries_the_message(ctx):
     sup.shutdown()
 
 
+@pytest.mark.slow
 def test_restart_cap_gives_up(ctx):
     sup, _ = make(ctx, max_restarts=2)
     sup.start(ProcessSpec("flaky", targets.always_crash, (), 0))
@@ -57,6 +59,7 @@ def test_restart_cap_gives_up(ctx):
     sup.shutdown()
 
 
+@pytest.mark.slow
 def test_stalled_process_is_killed_and_restarted(ctx, tmp_path):
     sup, _ = make(ctx, stall_timeout_s=1.0)
     sup.start(ProcessSpec("stuck", targets.hang_once, (str(tmp_path / "flag"),), 0))
@@ -75,6 +78,7 @@ def test_non_restartable_process_runs_its_give_up_hook(ctx):
     sup.shutdown()
 
 
+@pytest.mark.slow
 def test_shutdown_terminates_stragglers(ctx, tmp_path):
     sup, _ = make(ctx)
     sup.start(ProcessSpec("stuck", targets.hang_once, (str(tmp_path / "flag"),), 0))

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import multiprocessing as mp
 
+import pytest
+
 from stream.pipeline.runner import single_threaded_math_in_workers
 
 
@@ -11,6 +13,7 @@ def _child_threads(out) -> None:
     out.put({name: os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
 
 
+@pytest.mark.slow
 def test_spawned_workers_start_with_one_blas_thread_unless_the_user_chose(monkeypatch):
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from stream.recognize.appearance import _gray, _laplacian, blur_quality
 from tests.support.scenes import head_patch
 
 
+@pytest.mark.slow
 def test_gray_is_opencvs_for_every_colour():
     v = np.arange(1 << 24, dtype=np.uint32)
     colours = np.stack([v & 255, (v >> 8) & 255, v >> 16], -1).astype(np.uint8).reshape(4096, 4096, 3)

@@ -211,6 +211,7 @@ def _mutations(reference: bytes, rng: np.random.Generator):
             yield f"header-{key}={value!r}", _zip({**members, "header.npy": buf.getvalue()})
 
 
+@pytest.mark.slow
 def test_fuzzed_galleries_load_valid_or_raise_one_line(tmp_path):
     reference_path = tmp_path / "ref.npz"
     g = Gallery("dlib-resnet-v1", "dlib-resnet-v1", "euclidean", 8)

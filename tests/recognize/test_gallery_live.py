@@ -31,6 +31,7 @@ def _add_in_child(path: str, manifest_json: str, name: str, vector: float) -> No
         gallery.add(name, np.full((1, manifest.embedding_size), vector, np.float32))
 
 
+@pytest.mark.slow
 def test_concurrent_edits_in_processes_lose_nothing(default_model, tmp_path):
     """Many processes add at once (the enroll race, without the model): every name lands."""
     manifest = default_model.manifest
@@ -102,7 +103,8 @@ def test_reload_re_decides_open_tracks(default_model):
 
     def frame(i: int) -> None:
         for tid, emb in people.items():
-            events.extend(stage.process(FrameResult("cam", i, i / 30, 0.0, _face(tid, emb + 0.01), np.array([True]))))
+            events.extend(stage.process(FrameResult("cam", i, i / 30, 0.0, _face(tid, emb + 0.01),
+                                                    np.array([True]))).events)
 
     for i in range(8):
         frame(i)

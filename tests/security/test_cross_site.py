@@ -48,7 +48,7 @@ class Target:
 
 
 def _saved_stranger(unknowns: Path, manifest) -> str:
-    from stream.cluster.tracks import UnknownsRecorder
+    from stream.cluster.saved_tracks import UnknownsRecorder
 
     recorder = UnknownsRecorder(unknowns, manifest, keep=2)
     rng = np.random.default_rng(2)

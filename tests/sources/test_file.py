@@ -32,6 +32,7 @@ def test_reads_every_frame_in_order():
     assert frames[0].image.shape == (360, 640, 3) and frames[0].source == "short_hamilton_clip"
 
 
+@pytest.mark.slow
 def test_realtime_paces_at_the_files_rate():
     source = open_source(parse_source(str(media_path("short_hamilton_clip.mp4")), 0), realtime=True)
     source.open()

@@ -50,6 +50,7 @@ def test_a_camera_down_at_open_is_retried_and_read_once_it_comes_up(caplog):
     assert not source._thread.is_alive()
 
 
+@pytest.mark.slow
 def test_a_stream_down_too_long_ends_with_one_masked_line():
     url = f"http://admin:{SECRET}@127.0.0.1:{free_port()}/video.mjpg?password={SECRET}"
     source = live(url, give_up_after_s=1.0)

@@ -60,8 +60,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def build_eval_dataset(root: Path, every: int = 10, frames: tuple[int, int] = (0, 275)) -> dict[str, int]:
     """Write ``root/<identity>/*`` and return images per identity (clip samples every ``every`` frames)."""
-    from stream.align import choose_face
     from stream.detect import FaceDetector
+    from stream.photos import choose_face
 
     root = Path(root)
     counts: dict[str, int] = {}

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from stream.track.scene import SceneCutDetector
 from tests.conftest import media_path
@@ -23,6 +24,7 @@ def test_the_hamilton_clip_cuts_exactly_where_its_shots_change():
     assert cuts == [20, 82, 211]
 
 
+@pytest.mark.slow
 def test_a_cut_inside_a_small_inset_is_found_around_the_tracked_faces():
     """The clip shown at a third of its size on a still 1080p canvas: the whole frame barely
     changes at the cut to the audience (frame 211), the region around the tracked face does."""

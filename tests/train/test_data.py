@@ -14,7 +14,7 @@ from stream.models.manifest import AlignmentTemplate
 from stream.train import data as data_mod
 from stream.train.backbones import spec_for
 from stream.train.data import FaceSet, PKSampler, augment, holdout_split, load_identity_faces
-from stream.train.tracks import load_track_faces
+from stream.train.track_dataset import load_track_faces
 from tests.conftest import media_path
 from tests.train.synthetic import identity_crops, write_tracks
 
@@ -22,6 +22,7 @@ SPEC = spec_for("mobilefacenet")
 TEMPLATE = AlignmentTemplate(width=SPEC.size, height=SPEC.size, points=SPEC.template)
 
 
+@pytest.mark.slow
 def test_identity_folders_are_detected_once_then_read_from_the_cache(tmp_path, monkeypatch):
     root = tmp_path / "people"
     for person, files in {"obama": ["obama.jpg", "obama2.jpg"], "biden": ["biden.jpg"],

@@ -37,7 +37,7 @@ def store(tmp_path: Path, default_model) -> ModelStore:
 
 
 def _real_crops(store: ModelStore) -> dict[str, np.ndarray]:
-    from stream.align import load_face_crops
+    from stream.photos import load_face_crops
 
     manifest = store.get(BASE).manifest
     return {name: load_face_crops([media_path(f) for f in files], manifest) for name, files in PHOTOS.items()}

@@ -85,7 +85,7 @@ def test_training_from_tracks_resumes_exports_and_installs(tmp_path):
 def test_exported_onnx_matches_pytorch_within_1e_4_on_face_crops(tmp_path):
     import onnxruntime as ort
 
-    from stream.train.export import export_onnx
+    from stream.models.torch_export import export_onnx
 
     torch.manual_seed(0)
     model = backbones.build("mobilefacenet")

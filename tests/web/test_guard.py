@@ -30,7 +30,7 @@ PHOTO_PATH = "/api/gallery/alex-lacamoire/photos"
 
 
 def _stranger(unknowns, manifest) -> str:
-    from stream.cluster.tracks import UnknownsRecorder
+    from stream.cluster.saved_tracks import UnknownsRecorder
     from stream.web.people import list_unknowns
 
     recorder = UnknownsRecorder(unknowns, manifest, keep=1)
@@ -135,6 +135,7 @@ def test_cross_site_reads_of_faces_are_refused_and_the_page_itself_opens(tmp_pat
         assert response.getheader("x-frame-options") == "DENY"  # nor inside another site's frame
 
 
+@pytest.mark.slow
 def test_a_websocket_from_another_origin_gets_no_frame(tmp_path):
     for view in make_view(tmp_path):
         url = f"ws://127.0.0.1:{view.port}/api/cameras/{CAMERA}/ws"

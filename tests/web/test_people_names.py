@@ -39,7 +39,7 @@ def test_an_unusable_name_is_refused_before_the_photo_is_looked_at(tmp_path, enr
         assert status == 400, body
         error = json.loads(body)["error"]
         assert "not a usable name" in error and why in error and "\x00" not in error
-        assert enroller._parts is None  # no model was loaded, no detection ran
+        assert enroller._photos is None  # no model was loaded, no detection ran
     assert not enroller.gallery_path.exists()
     assert not enroller.gallery_path.with_name("people.npz.photos").exists()
 
@@ -56,7 +56,7 @@ def test_a_gallery_with_a_name_that_is_not_utf8_is_a_400_not_a_500(tmp_path):
 
 
 def _save_stranger(unknowns: Path, manifest, track_id: int) -> None:
-    from stream.cluster.tracks import UnknownsRecorder
+    from stream.cluster.saved_tracks import UnknownsRecorder
 
     recorder = UnknownsRecorder(unknowns, manifest, keep=2)
     rng = np.random.default_rng(track_id)
@@ -67,6 +67,7 @@ def _save_stranger(unknowns: Path, manifest, track_id: int) -> None:
     recorder.end(CAMERA, track_id, unknown=True)
 
 
+@pytest.mark.slow
 def test_deleting_a_person_deletes_their_photos_and_named_strangers(tmp_path, enroller, default_model):
     gallery, unknowns = enroller.gallery_path, tmp_path / "unknowns"
     photos = gallery.with_name(gallery.name + ".photos")

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO, media_path
 from tests.support.net import free_port
 from tests.web.run_view import get_json, wait_for
@@ -36,6 +38,7 @@ def test_serve_beyond_loopback_without_a_token_is_refused(cli, tmp_path):
     assert proc.returncode == 2 and "needs web.token" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_bound_to_all_interfaces_the_address_is_said_once_and_truly(engines_dir, tmp_path):
     config = tmp_path / "web.yaml"
     config.write_text("web:\n  token: ${FACESTREAM_TEST_WEB_TOKEN}\n")

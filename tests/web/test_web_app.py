@@ -41,6 +41,7 @@ def test_mjpeg_gives_annotated_jpegs_with_their_capture_time(view):
     assert edge[1] > 150 and edge[0] < 120, edge
 
 
+@pytest.mark.slow
 def test_websocket_frames_carry_the_faces_in_view(view):
     with connect(f"ws://127.0.0.1:{view.port}/api/cameras/{CAMERA}/ws", open_timeout=10) as ws:
         header, jpeg = decode_ws(ws.recv(timeout=10))
@@ -48,6 +49,7 @@ def test_websocket_frames_carry_the_faces_in_view(view):
     assert decode_jpeg(jpeg).shape == (360, 640, 3)
 
 
+@pytest.mark.slow
 def test_a_viewer_that_leaves_stops_being_served(view):
     cam = view.ctx.cameras[CAMERA]
     read_mjpeg_parts(view.port, f"/api/cameras/{CAMERA}/mjpeg", parts=2)
@@ -61,6 +63,7 @@ def test_a_viewer_that_leaves_stops_being_served(view):
     assert view.pump.written - written <= 1
 
 
+@pytest.mark.slow
 def test_a_stalled_viewer_does_not_hold_back_another(view):
     stalled = socket.create_connection(("127.0.0.1", view.port))
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -117,6 +120,7 @@ PHOTO = {"content-type": "application/octet-stream", "x-facestream-request": "1"
 JSON = {"content-type": "application/json"}
 
 
+@pytest.mark.slow
 def test_with_a_token_every_request_needs_it(tmp_path):
     for view in make_view(tmp_path, token=TOKEN):
         assert view.get("/api/status")[0] == 401
@@ -145,6 +149,7 @@ def enroller_parts(default_model):
     return PhotoEnroller
 
 
+@pytest.mark.slow
 def test_gallery_add_photos_list_show_and_delete(tmp_path, default_model, enroller_parts):
     gallery = tmp_path / "people.npz"
     enroller = enroller_parts(default_model.name, gallery)
@@ -176,7 +181,7 @@ def test_gallery_add_photos_list_show_and_delete(tmp_path, default_model, enroll
 
 
 def test_naming_a_stranger_enrolls_the_track_it_was(tmp_path, default_model):
-    from stream.cluster.tracks import UnknownsRecorder
+    from stream.cluster.saved_tracks import UnknownsRecorder
     from stream.recognize.gallery import Gallery
 
     manifest = default_model.manifest

@@ -1,13 +1,14 @@
-"""BlazeFace on ONNX Runtime: MediaPipe's own weights, MediaPipe's own pre- and post-processing.
+"""BlazeFace as an ONNX network: MediaPipe's own weights, MediaPipe's own pre- and post-processing.
 
-The network is MediaPipe's ``.tflite`` converted once to ONNX (``blazeface_convert``, cached in the
+The network is MediaPipe's ``.tflite`` converted once to ONNX (``convert``, cached in the
 engines dir). Around it this module does what MediaPipe's face-detection graph does: letterbox
 the image into the square input (RGB in [-1, 1]), decode the SSD anchors' box and keypoint
 offsets, a sigmoid score, and MediaPipe's weighted NMS (boxes that overlap the best one by IoU >
 0.3 are averaged into it, weighted by score). Checked against the MediaPipe graph on tests/media.
 
 Several images go through in one batched call (``detect_many``): the tiles of a scan cost one
-inference call instead of one graph round trip each.
+inference call instead of one graph round trip each. The network runs through
+``stream.inference.network``: ONNX Runtime on the CPU, or TensorRT on a GPU (``detector.runtime``).
 """
 
 from __future__ import annotations
@@ -17,14 +18,20 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import cv2
 import numpy as np
 
-from stream.detect.config import MIN_FACE_SHARE, DetectorConfig, min_score
+from stream.detect.base import SinglePassDetector, check_bgr, min_score
+from stream.detect.blazeface.facts import BLAZEFACE
 from stream.errors import FacestreamError, ModelError
-from stream.faces import NUM_KEYPOINTS, Faces
+from stream.faces import Faces
+from stream.inference.network import Network, NetworkSpec
+from stream.inference.select import create_network
+
+if TYPE_CHECKING:
+    from stream.detect.config import DetectorConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,8 @@ _MODULES = Path("mediapipe") / "modules" / "face_detection"
 NMS_IOU = 0.3  # MediaPipe's face-detection graph: NonMaxSuppressionCalculator, WEIGHTED
 CONVERTER_VERSION = 1  # in the cache file's name: bump when blazeface_convert's output changes
 _SCORE_CLIP = 100.0
+#: largest batch of one network call: the scan sends at most its 64 tiles a call (``scan._BATCH_TILES``)
+MAX_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -98,7 +107,7 @@ def onnx_path(model: BlazeFaceModel, cache_dir: Path | None = None) -> Path:
         if not target.is_file():
             import onnx
 
-            from stream.detect.blazeface_convert import convert_tflite
+            from stream.detect.blazeface.convert import convert_tflite
 
             log.info("converting %s to ONNX (once) into %s", source.name, target)
             tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -153,40 +162,39 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray,
     return np.array(out_b, np.float32), np.array(out_s, np.float32), np.array(out_k, np.float32)
 
 
-class BlazeFaceOnnxDetector:
-    """One BlazeFace pass per image on ONNX Runtime, the same interface as ``MediaPipeFaceDetector``."""
+class BlazeFaceOnnxDetector(SinglePassDetector):
+    """One BlazeFace pass per image (batched) on the ONNX network, the same faces as ``MediaPipeFaceDetector``."""
 
-    def __init__(self, config: DetectorConfig | None = None, model: Literal["short", "full"] | None = None,
+    def __init__(self, config: DetectorConfig, model: Literal["short", "full"] | None = None,
                  cache_dir: Path | None = None) -> None:
-        self.config = config or DetectorConfig()
+        self.config = config
         self.model = model or self.config.model
+        self.facts = BLAZEFACE[self.model]
         self.spec = MODELS[self.model]
         self.cache_dir = cache_dir
-        self._session = None
+        self._network: Network | None = None
         self._anchors = self.spec.anchors()
-        p = min_score(self.config, self.model)
+        p = min_score(self.config, self.facts)
         self._min_logit = -np.inf if p <= 0 else np.inf if p >= 1 else float(np.log(p / (1 - p)))
         self._buffer = np.empty((0, self.spec.input_px, self.spec.input_px, 3), np.uint8)
 
-    @property
-    def min_face_share(self) -> float:
-        return MIN_FACE_SHARE[self.model]
+    def network_spec(self) -> NetworkSpec:
+        """The converted network (converting it now if it is not cached yet)."""
+        size = self.spec.input_px
+        return NetworkSpec(name=f"blazeface-{self.model}", onnx_path=onnx_path(self.spec, self.cache_dir),
+                           input_name="input", sample_shape=(size, size, 3), input_dtype="uint8",
+                           output_names=("regressors", "classificators"))
 
     def load(self) -> BlazeFaceOnnxDetector:
-        if self._session is None:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            # One thread: the detect worker is one of several busy processes sharing the cores.
-            options.intra_op_num_threads = 1
-            options.inter_op_num_threads = 1
-            path = onnx_path(self.spec, self.cache_dir)
-            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            log.info("BlazeFace %s-range detector loaded (ONNX Runtime, %s)", self.model, path.name)
+        if self._network is None:
+            spec = self.network_spec()
+            runtime = "tensorrt" if self.config.runtime == "tensorrt" else "onnxruntime"
+            # One ONNX Runtime thread: the detect worker is one of several busy processes sharing the
+            # cores. TensorRT: the profile covers the scan's largest batch of tiles.
+            self._network = create_network(spec, runtime, max_batch=MAX_BATCH, threads=1).load()
+            log.info("BlazeFace %s-range detector loaded (%s, %s)", self.model, self._network.backend,
+                     spec.onnx_path.name)
         return self
-
-    def detect(self, image_bgr: np.ndarray, min_face_px: int | None = None) -> Faces:
-        return self.detect_many([image_bgr], min_face_px)[0]
 
     def detect_many(self, images: list[np.ndarray], min_face_px: int | None = None) -> list[Faces]:
         """One batched pass over several images; faces narrower than ``min_face_px`` (default: the
@@ -194,15 +202,14 @@ class BlazeFaceOnnxDetector:
         if not images:
             return []
         for image in images:
-            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-                raise ValueError(f"expected a BGR uint8 (H, W, 3) image; got {image.dtype} {image.shape}")
-        session = self._session or self.load()._session
+            check_bgr(image)
+        network = self._network or self.load()._network
         size = self.spec.input_px
         if len(self._buffer) < len(images):
             self._buffer = np.empty((len(images), size, size, 3), np.uint8)
         batch = self._buffer[:len(images)]
         sides = np.array([letterbox(image, size, batch[i]) for i, image in enumerate(images)], np.float32)
-        regressors, logits = session.run(None, {"input": batch})
+        regressors, logits = network.run(batch)
         floor = self.config.min_face_px if min_face_px is None else min_face_px
         return [self._decode(regressors[i], logits[i, :, 0], images[i], sides[i], floor) for i in range(len(images))]
 
@@ -210,14 +217,15 @@ class BlazeFaceOnnxDetector:
         # Threshold the logits (sigmoid is monotonic): the sigmoid is then taken of a handful only.
         hits = np.flatnonzero(logits >= self._min_logit)
         if not len(hits):
-            return Faces.empty()
+            return Faces.empty(self.layout)
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[hits].astype(np.float64), -_SCORE_CLIP, _SCORE_CLIP)))
         size = self.spec.input_px
         raw, anchors = raw[hits] / size, self._anchors[hits]
         centre = raw[:, 0:2] + anchors
         half = raw[:, 2:4] / 2
         boxes = np.concatenate([centre - half, centre + half], axis=1)
-        keypoints = raw[:, 4:4 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2) + anchors[:, None]
+        k = len(self.layout)
+        keypoints = raw[:, 4:4 + 2 * k].reshape(-1, k, 2) + anchors[:, None]
         boxes, kept, keypoints = weighted_nms(boxes, scores.astype(np.float32), keypoints)
         h, w = image.shape[:2]
         offset = np.array([(side - w) / 2, (side - h) / 2], np.float32)
@@ -225,15 +233,11 @@ class BlazeFaceOnnxDetector:
         keypoints = keypoints * side - offset
         np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
         np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
-        faces = Faces(boxes, kept, keypoints)
+        faces = Faces(boxes, kept, keypoints, layout=self.layout)
         keep = faces.widths >= floor
         return faces if keep.all() else faces[keep]
 
     def close(self) -> None:
-        self._session = None
-
-    def __enter__(self) -> BlazeFaceOnnxDetector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        if self._network is not None:
+            self._network.close()
+            self._network = None

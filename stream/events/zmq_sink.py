@@ -1,4 +1,4 @@
-"""ZeroMQ XPUB: each event as ``[topic, json]``; never blocks the pipeline, and counts what it lost.
+"""The ZeroMQ sink, an XPUB: each event as ``[topic, json]``; never blocks the pipeline, and counts what it lost.
 
 Back-pressure policy: all or nothing, and every loss counted. The socket is an XPUB with
 ``ZMQ_XPUB_NODROP`` and every send is non-blocking. Each subscriber has its own send queue of
@@ -47,13 +47,14 @@ import zmq
 from stream.errors import FacestreamError
 from stream.events.curve import CurveServer, connect_client_options, is_loopback
 from stream.events.schema import Event
+from stream.events.sinks import SinkStats
 
 log = logging.getLogger(__name__)
 
 _SUBSCRIBE, _UNSUBSCRIBE = 1, 0
 
 
-class EventPublisher:
+class ZmqSink:
     def __init__(self, endpoint: str, sndhwm: int = 1000, linger_ms: int = 200,
                  server_secret_key_file: Path | None = None, allowed_clients_dir: Path | None = None,
                  connect: bool = False, connect_keys: Path | None = None) -> None:
@@ -161,9 +162,13 @@ class EventPublisher:
 
     write = publish  # the EventSink interface
 
+    def stats(self) -> SinkStats:
+        # Never queued on our side: a send is accepted by libzmq (sent/unheard) or refused (dropped).
+        return SinkStats(self.sent, self.dropped, 0, {"unheard": self.unheard})
+
     def close(self) -> None:
         if not self._sock.closed:
-            log.info("event publisher: %d sent, %d dropped at the high-water mark, %d with no subscriber",
+            log.info("zmq sink: %d sent, %d dropped at the high-water mark, %d with no subscriber",
                      self.sent, self.dropped, self.unheard)
             self._sock.close()
         if self._curve is not None:

@@ -1,5 +1,5 @@
-"""`facestream cluster run` (a site's cameras in shards on Ray) and `facestream cluster batch` (videos as
-Ray tasks). Both need the ``cluster`` extra; without it they say so in one line."""
+"""`facestream site run` (a site's cameras in shards on Ray) and `facestream site batch` (videos as Ray
+tasks). Both need the ``site`` extra; without it they say so in one line."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    top = subparsers.add_parser(
+        "site", help="scale out on a Ray cluster: a site's cameras in shards (run), a video archive (batch)",
+        description="`site run`: a site's cameras in shards on a Ray cluster, events on one endpoint. "
+                    "`site batch`: recorded videos as Ray tasks. Needs pip install 'facestream[site]'.",
+    )
+    sub = top.add_subparsers(dest="site_command", metavar="{run,batch}")
+    sub.required = True
     p = sub.add_parser(
         "run", help="run a site's cameras in shards on a Ray cluster, events on one endpoint",
         description="Split the site config's cameras into shards; each shard is a whole `facestream run` in one "

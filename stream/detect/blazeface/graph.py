@@ -15,14 +15,18 @@ import os
 import sys
 import types
 from collections.abc import Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import cv2
 import numpy as np
 
-from stream.detect.config import MIN_FACE_SHARE, DetectorConfig, min_score
+from stream.detect.base import SinglePassDetector, check_bgr, min_score
+from stream.detect.blazeface.facts import BLAZEFACE
 from stream.errors import FacestreamError
-from stream.faces import NUM_KEYPOINTS, Faces
+from stream.faces import Faces
+
+if TYPE_CHECKING:
+    from stream.detect.config import DetectorConfig
 
 log = logging.getLogger(__name__)
 
@@ -70,19 +74,20 @@ def pyplot_placeholder() -> Iterator[None]:
                 del sys.modules[name]
 
 
-class MediaPipeFaceDetector:
+class MediaPipeFaceDetector(SinglePassDetector):
     """One BlazeFace pass: ``detect(image_bgr) -> Faces`` with pixel boxes and MediaPipe's 6 keypoints.
 
     ``stream.detect.FaceDetector`` builds the tiled scan and the per-track looks on top of this.
 
     Not thread-safe; make one per process. Construction is cheap; the graph loads on first use.
-    The graph fixes its own score threshold (``config.DEFAULT_MIN_SCORE``); ``min_confidence`` can
+    The graph fixes its own score threshold (``facts.DEFAULT_MIN_SCORE``); ``min_confidence`` can
     only raise it here.
     """
 
-    def __init__(self, config: DetectorConfig | None = None, model: Literal["short", "full"] | None = None) -> None:
-        self.config = config or DetectorConfig()
+    def __init__(self, config: DetectorConfig, model: Literal["short", "full"] | None = None) -> None:
+        self.config = config
         self.model = model or self.config.model
+        self.facts = BLAZEFACE[self.model]
         self._graph = None
 
     def load(self) -> MediaPipeFaceDetector:
@@ -99,45 +104,40 @@ class MediaPipeFaceDetector:
                 raise FacestreamError(f"mediapipe is not installed ({exc})") from None
             self._graph = face_detection.FaceDetection(
                 model_selection=0 if self.model == "short" else 1,
-                min_detection_confidence=min_score(self.config, self.model),  # ignored by the graph
+                min_detection_confidence=min_score(self.config, self.facts),  # ignored by the graph
             )
             # The first inference creates the TFLite delegate, which also prints to stderr.
             self._graph.process(np.zeros((64, 64, 3), np.uint8))
         log.info("MediaPipe face detector loaded (%s range)", self.model)
         return self._graph
 
-    @property
-    def min_face_share(self) -> float:
-        return MIN_FACE_SHARE[self.model]
-
     def detect(self, image_bgr: np.ndarray, min_face_px: int | None = None) -> Faces:
         """One pass of the model over the whole image; faces narrower than ``min_face_px`` (default:
         the config's) are dropped."""
-        if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
-            raise ValueError(f"expected a BGR uint8 (H, W, 3) image; got {image_bgr.dtype} {image_bgr.shape}")
+        check_bgr(image_bgr)
         graph = self._graph or self._load()
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         result = graph.process(rgb)
         detections = result.detections or []
         if not detections:
-            return Faces.empty()
+            return Faces.empty(self.layout)
         h, w = image_bgr.shape[:2]
         n = len(detections)
         boxes = np.empty((n, 4), np.float32)
         scores = np.empty(n, np.float32)
-        keypoints = np.zeros((n, NUM_KEYPOINTS, 2), np.float32)
+        keypoints = np.zeros((n, len(self.layout), 2), np.float32)
         for i, det in enumerate(detections):
             loc = det.location_data
             rb = loc.relative_bounding_box
             boxes[i] = (rb.xmin * w, rb.ymin * h, (rb.xmin + rb.width) * w, (rb.ymin + rb.height) * h)
             scores[i] = det.score[0]
-            for k, kp in enumerate(loc.relative_keypoints[:NUM_KEYPOINTS]):
+            for k, kp in enumerate(loc.relative_keypoints[:len(self.layout)]):
                 keypoints[i, k] = (kp.x * w, kp.y * h)
         np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
         np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
-        faces = Faces(boxes, scores, keypoints)
+        faces = Faces(boxes, scores, keypoints, layout=self.layout)
         keep = (faces.widths >= (self.config.min_face_px if min_face_px is None else min_face_px)) \
-            & (faces.score >= min_score(self.config, self.model))
+            & (faces.score >= min_score(self.config, self.facts))
         return faces if keep.all() else faces[keep]
 
     def detect_many(self, images: list[np.ndarray], min_face_px: int | None = None) -> list[Faces]:
@@ -148,9 +148,3 @@ class MediaPipeFaceDetector:
         if self._graph is not None:
             self._graph.close()
             self._graph = None
-
-    def __enter__(self) -> MediaPipeFaceDetector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -5,7 +5,7 @@ conversion, packet plumbing, its own letterbox and NMS calculators): measured 3-
 short-range call through ``solutions.face_detection`` against 1.6-2.4 ms for the bare network.
 The tiled scan and the per-track looks make several calls per frame, so that overhead is the
 biggest share of the detect worker's time. As ONNX the same weights run in ONNX Runtime (and
-TensorRT), batched, with the pre- and post-processing in ``stream.detect.blazeface``.
+TensorRT), batched, with the pre- and post-processing in ``stream.detect.blazeface.network``.
 
 Only the operators these two models use are converted (checked on every build, refused with a
 clear error otherwise); fp16 weights are widened to fp32 and the full-range model's sparse

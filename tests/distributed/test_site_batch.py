@@ -1,4 +1,4 @@
-"""`facestream cluster batch` on a real local multi-node Ray cluster: four copies of the Hamilton clip
+"""`facestream site batch` on a real local multi-node Ray cluster: four copies of the Hamilton clip
 give the events a local run gives, on more than one node, and a re-run skips them."""
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def test_four_videos_on_two_nodes_match_local_runs_and_a_rerun_skips_them(ray_cl
 
     out = tmp_path / "out"
     env = {**os.environ, "FACESTREAM_ENGINES_DIR": str(engines_dir)}
-    args = [sys.executable, "-m", "stream", "cluster", "batch", "--address", cluster.address, str(videos),
+    args = [sys.executable, "-m", "stream", "site", "batch", "--address", cluster.address, str(videos),
             "--out", str(out), "--gallery", str(gallery), "--no-progress"]
     proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -82,7 +82,7 @@ def test_a_broken_video_is_reported_with_its_reason_and_the_rest_are_done(ray_cl
     (videos / "broken.mp4").write_bytes(b"\x00" * 4096)
     out = tmp_path / "out"
     env = {**os.environ, "FACESTREAM_ENGINES_DIR": str(engines_dir)}
-    proc = subprocess.run([sys.executable, "-m", "stream", "cluster", "batch", "--address", cluster.address,
+    proc = subprocess.run([sys.executable, "-m", "stream", "site", "batch", "--address", cluster.address,
                            str(videos), "--out", str(out), "--no-progress"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1
@@ -96,8 +96,8 @@ def test_a_broken_video_is_reported_with_its_reason_and_the_rest_are_done(ray_cl
 def test_without_ray_the_command_says_what_to_install(tmp_path):
     (tmp_path / "x.mp4").write_bytes(b"")
     code = ("import sys; sys.modules['ray'] = None; from stream.cli import main; "
-            f"sys.exit(main(['cluster', 'batch', {str(tmp_path)!r}, '--out', {str(tmp_path / 'o')!r}]))")
+            f"sys.exit(main(['site', 'batch', {str(tmp_path)!r}, '--out', {str(tmp_path / 'o')!r}]))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("facestream: facestream cluster run/batch needs Ray: "
-                                   "pip install 'facestream[cluster]'")
+    assert proc.stderr.strip() == ("facestream: facestream site run/batch needs Ray: "
+                                   "pip install 'facestream[site]'")

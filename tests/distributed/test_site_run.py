@@ -1,4 +1,4 @@
-"""`facestream cluster run` on a real local multi-node Ray cluster: two live cameras in two shards,
+"""`facestream site run` on a real local multi-node Ray cluster: two live cameras in two shards,
 events on one `facestream subscribe`, a killed node's shard back on another node, and a gallery
 enroll during the run reaching both shards."""
 
@@ -76,7 +76,7 @@ def test_two_cameras_in_two_shards_survive_a_node_and_take_a_gallery_change(ray_
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     status_path, events_path = tmp_path / "status.json", tmp_path / "events.jsonl"
     metrics_port = free_port()
-    driver = _popen(["cluster", "run", "--address", cluster.address, "--config", site, "--publish", endpoint,
+    driver = _popen(["site", "run", "--address", cluster.address, "--config", site, "--publish", endpoint,
                      "--status-every", "1", "--status-json", status_path, "--metrics-port", metrics_port],
                     engines_dir)
     subscriber = _popen(["subscribe", "--connect", endpoint, "--out", events_path], engines_dir)

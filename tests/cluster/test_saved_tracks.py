@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from stream.cluster.tracks import UnknownsRecorder, co_occurring, read_tracks
+from stream.cluster.saved_tracks import UnknownsRecorder, co_occurring, read_tracks
 from stream.errors import FacestreamError
 
 

@@ -7,7 +7,7 @@ Layout (what `run --save-unknowns` is to write; any tool can)::
                                           optional "source" (else the folder name before its last '-')
                                           and "run" (frame numbers of different runs never match)
 
-This is what `run --save-unknowns DIR` writes (stream/cluster/tracks.py: ``crop-<k>.png``, and
+This is what `run --save-unknowns DIR` writes (stream/cluster/saved_tracks.py: ``crop-<k>.png``, and
 ``source``, ``run``, ``frames`` in track.json); its ``.tmp-*`` folders, half-written, are skipped.
 
 Each track is one label: its crops are positives of each other. Two tracks are *proven* different

@@ -1,18 +1,18 @@
 #!/usr/bin/env python
-"""Cluster benchmark: the cost of the Ray layer, and how long a shard takes to come back.
+"""Site benchmark: the cost of the Ray layer, and how long a shard takes to come back.
 
 On a real local Ray cluster (ray.cluster_utils.Cluster: a head with no CPU for work and --shards+1
 worker nodes with --cpus-per-node each), side by side in one invocation:
 
 1. the same --shards MJPEG test cameras (the Hamilton clip at 30 fps, served from 127.0.0.1) for
-   --seconds in one local `facestream run`, then in `facestream cluster run` with one camera per
+   --seconds in one local `facestream run`, then in `facestream site run` with one camera per
    shard: frames processed per second (all cameras), events per second, identity events;
 2. recovery: the node of one shard is killed (as a machine that dies), and the time until Ray has
    the shard up on another node, and until its camera's first event after the kill, is measured;
 3. event transport: 3000 events of 500 bytes from a task on a worker node to the driver, through
    the site's ZeroMQ proxy and as Ray actor calls: throughput and per-event latency.
 
-    python tools/bench_cluster.py [--shards 2] [--seconds 30] [--json out.json]
+    python tools/bench_site.py [--shards 2] [--seconds 30] [--json out.json]
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def local_run(urls: list[str], gallery: Path, seconds: float, tmp: Path) -> dict
     return _rates(counter, start, end, frames1 - frames0)
 
 
-def cluster_run(cluster, workers, urls: list[str], gallery: Path, seconds: float, tmp: Path) -> tuple[dict, dict]:
+def site_run(cluster, workers, urls: list[str], gallery: Path, seconds: float, tmp: Path) -> tuple[dict, dict]:
     import yaml
 
     from stream.distributed.driver import SiteDriver
@@ -231,7 +231,7 @@ def main() -> int:
 
     from tests.support.mjpeg_server import MjpegServer
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-site-"))
     gallery = tmp / "people.npz"
     for name in ("lin-manuel-miranda", "alex-lacamoire"):
         subprocess.run([sys.executable, "-m", "stream", "enroll", "--gallery", str(gallery), "--name", name,
@@ -252,14 +252,14 @@ def main() -> int:
     ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
     try:
         transport = transport_comparison()
-        sharded, recovery = cluster_run(cluster, workers, urls, gallery, args.seconds, tmp)
+        sharded, recovery = site_run(cluster, workers, urls, gallery, args.seconds, tmp)
     finally:
         ray.shutdown()
         cluster.shutdown()
         for c in cameras:
             c.stop()
     result = {"machine_cores": os.cpu_count(), "cameras": args.shards, "seconds": args.seconds,
-              "local_run": local, "cluster_run": sharded, "ratio_fps": round(sharded["fps_total"] /
+              "local_run": local, "site_run": sharded, "ratio_fps": round(sharded["fps_total"] /
                                                                              local["fps_total"], 2)
               if local["fps_total"] else None,
               "cluster_start_s": cluster_start_s, "recovery": recovery, "event_transport": transport}
