@@ -7,7 +7,6 @@ tensor addresses given to TensorRT, and the order results come back in, against 
 
 from __future__ import annotations
 
-import enum
 from types import SimpleNamespace
 
 import numpy as np
@@ -20,6 +19,7 @@ from stream.inference.onnxrt import OnnxRuntimeEngine
 from stream.inference.sidecar import BatchProfile
 from stream.inference.tensorrt import TensorRTEngine
 from tests.inference.test_cuda_buffers import FakeBackend
+from tests.support.trt_types import FakeTrtTypes
 
 
 class AddressedBackend(FakeBackend):
@@ -118,16 +118,6 @@ def test_refused_input_shape_is_an_error(default_model, crops, tmp_path):
     context.set_input_shape = lambda name, shape: False
     with pytest.raises(RuntimeError, match=r"TensorRT refused input shape \(4, 3, 150, 150\)"):
         engine.embed(crops)
-
-
-class FakeTrtTypes:
-    class TensorIOMode(enum.Enum):
-        INPUT = 0
-        OUTPUT = 1
-
-    class DataType(enum.Enum):
-        FLOAT = 0
-        HALF = 1
 
 
 def fake_cuda_engine(io: dict[str, tuple[str, str]], max_batch: int):

@@ -10,7 +10,6 @@ against the network. Whether TensorRT itself accepts the graph is for a GPU run.
 
 from __future__ import annotations
 
-import enum
 import importlib.util
 from types import SimpleNamespace
 
@@ -28,6 +27,7 @@ from stream.inference.sidecar import RuntimeFacts, find_engine, read_sidecar
 from stream.inference.trt_network import TensorRTNetwork
 from tests.conftest import media_path
 from tests.inference.test_trt_build import FakeTrt
+from tests.support.trt_types import FakeTrtTypes
 
 H100 = RuntimeFacts(tensorrt_version="10.8.0", gpu_name="NVIDIA H100", compute_capability="9.0")
 
@@ -203,23 +203,13 @@ def test_an_engine_of_another_onnx_file_is_stale(spec, tmp_path):
         find_engine(tmp_path, changed, H100, TensorRTNetwork(changed, max_batch=8, engines_dir=tmp_path).profile)
 
 
-class TrtTypes:
-    class TensorIOMode(enum.Enum):
-        INPUT = 0
-        OUTPUT = 1
-
-    class DataType(enum.Enum):
-        FLOAT = 0
-        HALF = 1
-        UINT8 = 2
-
-
 def fake_engine(io: dict[str, tuple[str, str]], max_batch: int, anchors: int = 2304):
     names = list(io)
+    mode = FakeTrtTypes.TensorIOMode
     return SimpleNamespace(
         num_io_tensors=len(names), get_tensor_name=names.__getitem__,
-        get_tensor_mode=lambda n: TrtTypes.TensorIOMode.INPUT if io[n][0] == "in" else TrtTypes.TensorIOMode.OUTPUT,
-        get_tensor_dtype=lambda n: TrtTypes.DataType[io[n][1]],
+        get_tensor_mode=lambda n: mode.INPUT if io[n][0] == "in" else mode.OUTPUT,
+        get_tensor_dtype=lambda n: FakeTrtTypes.DataType[io[n][1]],
         get_tensor_shape=lambda n: (-1, anchors, 16 if n == "regressors" else 1),
         get_tensor_profile_shape=lambda n, p: ((1, 192, 192, 3), (16, 192, 192, 3), (max_batch, 192, 192, 3)))
 
@@ -238,10 +228,10 @@ def test_engine_tensors_are_checked_against_the_network(spec, tmp_path, io, max_
     network = TensorRTNetwork(spec, max_batch=64, engines_dir=tmp_path)
     network._engine = fake_engine(io, max_batch)
     if match is None:
-        assert network._check_io(TrtTypes) == {"regressors": (2304, 16), "classificators": (2304, 1)}
+        assert network._check_io(FakeTrtTypes) == {"regressors": (2304, 16), "classificators": (2304, 1)}
     else:
         with pytest.raises(EngineUnavailable, match=match):
-            network._check_io(TrtTypes)
+            network._check_io(FakeTrtTypes)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
