@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "stream.cli.run_cmd",
     "stream.cli.enroll_cmd",
     "stream.cli.cluster_cmd",
+    "stream.cli.search_cmd",
+    "stream.cli.history_cmd",
     "stream.cli.site_cmd",
     "stream.cli.embed_cmd",
     "stream.cli.eval_cmd",

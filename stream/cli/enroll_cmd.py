@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--unknowns", type=Path, metavar="DIR",
                    help="with --remove: the saved unknown tracks folder (run --save-unknowns DIR) whose "
                         ".named/ strangers to delete too (found from the gallery's own paths without it)")
+    p.add_argument("--compact", action="store_true",
+                   help="merge the enrolls appended since the last rewrite into the gallery file (alone, or "
+                        "after enrolling)")
     p.add_argument("inputs", nargs="*", type=Path, metavar="IMAGE|DIR")
     add_model_arg(p)
     p.set_defaults(func=run)
@@ -110,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         args.name = check_name(args.name)
     if args.unknowns is not None and not args.remove:
         raise FacestreamError("--unknowns goes with --remove")
+    if args.compact and not (args.inputs or args.remove or args.name):
+        return _run_compact(args)
     if args.remove:
         if args.inputs or args.name:
             raise FacestreamError("--remove takes no --name or IMAGE|DIR: enroll and remove in separate commands")
@@ -134,12 +139,27 @@ def _run_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_compact(args: argparse.Namespace) -> int:
+    """Enrolls are appended beside the gallery (a 1M-entry file is not rewritten per photo); this
+    merges them into it. A removal, and every 64th append, does the same on its own."""
+    from stream.recognize.gallery import edit_gallery, list_segments
+
+    if not args.gallery.exists():
+        raise FacestreamError(f"{args.gallery}: gallery not found")
+    merged = len(list_segments(args.gallery))
+    with edit_gallery(args.gallery, None, create=False, compact=True) as gallery:
+        pass
+    print(f"{args.gallery}: compacted ({merged} appended segment(s) merged); {len(gallery)} embeddings of "
+          f"{len(gallery.identities())} identities")
+    return 0
+
+
 def _check_existing(path: Path, manifest) -> None:
     """Refuse another model's gallery before the slow work, not after (the lock re-checks it)."""
     from stream.recognize.gallery import Gallery
 
     if path.exists():
-        Gallery.load(path, manifest)
+        Gallery.for_append(path, manifest)  # the header says the model: no need to read 1M embeddings
 
 
 def _run_crops(args: argparse.Namespace) -> int:
@@ -168,10 +188,10 @@ def _run_crops(args: argparse.Namespace) -> int:
     _check_existing(args.gallery, model.manifest)
     with cpu_engine(model) as engine:
         embeddings = engine.embed(np.stack(crops))
-    with edit_gallery(args.gallery, model.manifest) as gallery:
+    with edit_gallery(args.gallery, model.manifest, compact=args.compact) as gallery:
         gallery.add(args.name, embeddings, [str(p) for p in paths])
     print(f"{args.gallery}: enrolled {len(paths)} aligned crop(s) as {args.name}; "
-          f"gallery now has {len(gallery.identities())} identities")
+          f"gallery now has {gallery.identity_count()} identities")
     return 0
 
 
@@ -201,10 +221,10 @@ def _run_photos(args: argparse.Namespace) -> int:
             added[name] = added.get(name, 0) + 1
     if not added:
         raise FacestreamError(f"{args.gallery}: nothing enrolled ({skipped} image(s) skipped); gallery unchanged")
-    with edit_gallery(args.gallery, model.manifest) as gallery:
+    with edit_gallery(args.gallery, model.manifest, compact=args.compact) as gallery:
         for name, embedding, path in enrolled:
             gallery.add(name, embedding, [str(path)])
     people = ", ".join(f"{n} ({c})" for n, c in sorted(added.items()))
     print(f"{args.gallery}: enrolled {sum(added.values())} image(s): {people}; skipped {skipped}; "
-          f"gallery now has {len(gallery.identities())} identities")
+          f"gallery now has {gallery.identity_count()} identities")
     return 0

@@ -41,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--save-unknowns", type=Path, metavar="DIR",
                    help="save each track that ends unknown (best crops + embedding) for `facestream cluster`")
     p.add_argument("--annotate", type=Path, metavar="OUT.mp4", help="write annotated video (one per source)")
+    p.add_argument("--history", metavar="FILE|URL",
+                   help="keep every track and identity decision in this store: a SQLite file or postgresql://... "
+                        "(overrides history.url; query with `facestream history`)")
+    p.add_argument("--start-time", metavar="ISO|mtime",
+                   help="when a recorded file starts (e.g. 2026-05-01T09:00:00+02:00, or mtime): history times "
+                        "are it plus the pts (overrides history.file_start)")
     p.add_argument("--http", metavar="[HOST:]PORT",
                    help="serve the live web view (cameras, events, gallery) there; overrides web.http")
     p.add_argument("--realtime", action="store_true", help="pace files at their own frame rate")
@@ -70,6 +76,8 @@ OVERRIDES: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("webhook", "output.webhooks", lambda urls: [{"url": url} for url in urls]),
     ("tracks_out", "output.tracks_out", _same),
     ("save_unknowns", "output.save_unknowns", _same),
+    ("history", "history.url", str),
+    ("start_time", "history.file_start", _same),
     ("http", "web.http", _same),
     ("realtime", "sources.realtime", _same),
     ("metrics_port", "output.metrics_port", _same),
@@ -121,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
         from stream.cvpath import opencv_path
 
         opencv_path(args.annotate)
+    if config.history.url:  # created or upgraded here: a bad URL is one line now, not a failed publisher
+        from stream.history.store import HistoryStore
+
+        HistoryStore.open(config.history.url).close()
     open_view = None
     if config.web.http:
         from stream.web.live import open_run_view as open_view
@@ -147,7 +159,15 @@ def format_summary(s: dict) -> str:
             f"latency p50 {lat.get('p50', 0):.0f} ms p95 {lat.get('p95', 0):.0f} ms; "
             f"ms/frame: {split}; identities: {', '.join(named) or 'none'}; "
             f"engine {(s.get('engine') or {}).get('backend', '?')}{_not_processed(s)}{_restarts(s)}{_mqtt(s)}"
-            f"{_webhooks(s)}")
+            f"{_webhooks(s)}{_history(s)}")
+
+
+def _history(s: dict) -> str:
+    """The history store's rows in the summary line: a loss is not only in the log."""
+    rows = (s.get("sinks") or {}).get("history")
+    if not rows:
+        return ""
+    return f"; history: {rows['delivered']} rows written, {rows['dropped']} dropped"
 
 
 def _not_processed(s: dict) -> str:

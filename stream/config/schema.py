@@ -16,9 +16,11 @@ from stream.config.limits import SettingError
 from stream.config.web import WebConfig
 from stream.detect.config import DetectorConfig
 from stream.errors import FacestreamError
+from stream.history.config import HistoryConfig
 from stream.images import PhotosConfig
 from stream.inference.config import EngineConfig
 from stream.recognize.appearance import AppearanceConfig
+from stream.recognize.gallery_index import GallerySearchConfig
 from stream.recognize.voting import VotingConfig
 from stream.sources.credentials import mask_text
 from stream.track.sort import TrackerConfig
@@ -244,7 +246,9 @@ class AppConfig(_Section):
     output: OutputConfig = Field(default_factory=OutputConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     photos: PhotosConfig = Field(default_factory=PhotosConfig)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
     gallery: Path | None = Field(default=None, description="gallery file (.npz) from `facestream enroll`")
+    gallery_search: GallerySearchConfig = Field(default_factory=GallerySearchConfig)
 
     @model_validator(mode="after")
     def _within_limits(self) -> AppConfig:

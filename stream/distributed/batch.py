@@ -141,7 +141,10 @@ def run_batch(videos: list[Video], out: Path, pipeline_config: dict[str, Any], g
     if started_ray:
         init_ray(ray, address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        gallery_ref = ray.put(gallery.read_bytes()) if gallery is not None else None
+        from stream.recognize.gallery import gallery_bytes
+
+        # base and appended segments as one file: each task writes it into its own folder
+        gallery_ref = ray.put(gallery_bytes(gallery)) if gallery is not None else None
         task = ray.remote(run_video).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=1,
                                              retry_exceptions=False)
         refs = {}

@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import zmq
@@ -27,7 +26,7 @@ from stream.distributed.proxy import EventProxy, SiteKeys
 from stream.distributed.shard import ShardRunner
 from stream.distributed.site import SiteConfig, site_shards
 from stream.events.schema import Event
-from stream.recognize.gallery import file_id
+from stream.recognize.gallery import file_id, gallery_bytes
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +276,7 @@ class SiteDriver:
         if path is None:
             return None
         self._gallery_id = file_id(path)
-        return Path(path).read_bytes() if self._gallery_id else None
+        return gallery_bytes(path) if self._gallery_id else None  # with the enrolls appended since a compaction
 
     def _push_gallery_if_changed(self) -> None:
         path = self.site.gallery
@@ -285,10 +284,10 @@ class SiteDriver:
             return
         from stream.recognize.gallery import Gallery
 
-        data = self._read_gallery()
-        if data is None:
-            return
         try:
+            data = self._read_gallery()
+            if data is None:
+                return
             Gallery.load(path)  # a broken file stays on the driver: the shards keep what they have
         except Exception as exc:
             log.error("site: %s changed but cannot be read (%s); not pushed", path, exc)

@@ -88,7 +88,9 @@ class Publisher:
                                    new_track_id=lambda led=ledger.sources[name]: int(led.add("next_track_id")))
             for name in rings
         }
-        watch = GalleryWatcher(cfg.gallery, spec.manifest, keep=keep) if cfg.gallery else None
+        # loads and index builds run off this thread: the stages match with the current gallery meanwhile
+        watch = GalleryWatcher(cfg.gallery, spec.manifest, keep=keep, search=cfg.gallery_search, background=True,
+                               initial=gallery) if cfg.gallery else None
         sinks = build_sinks(cfg, spec.sinks)
         observers: list[FrameObserver] = []
         try:
@@ -99,6 +101,8 @@ class Publisher:
             observers = build_side_jobs(spec, ledger, incarnation)
             for make in spec.observers:  # one at a time: a failure closes those already made
                 observers.append(make())
+            # A side job that is also a sink (the history recorder): its counts go with the sinks'.
+            sinks.update((job.sink_name, job) for job in observers if getattr(job, "sink_name", None))
         except BaseException:
             for part in [*observers, *sinks.values()]:
                 part.close()

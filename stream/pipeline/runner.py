@@ -234,7 +234,8 @@ def _start(config: AppConfig, model: InstalledModel, infos: list[SourceInfo], la
         sup.start(ProcessSpec("publish", publish_main, (PublishSpec(
             idx, config, manifest, layouts, publish_in, free_slots, {n: feedback[worker_of[n]] for n in names},
             summary_q, publish_ready, annotate, {i.spec.name: i.fps for i in infos},
-            web.publish_sinks() if web is not None else [], web.publish_observers() if web is not None else []),),
+            web.publish_sinks() if web is not None else [], web.publish_observers() if web is not None else [],
+            source_files={i.spec.name: i.spec.uri for i in infos if not i.spec.live}),),
             idx))
         idx = next(slot_of)
         sup.start(ProcessSpec("embed", embed_main, (EmbedSpec(

@@ -109,7 +109,20 @@ def build_side_jobs(spec: PublishSpec, ledger: RunLedger, incarnation: int) -> l
             min_score=out.unknown_min_score)))
     if spec.annotate is not None:
         jobs.append(Annotation(Path(spec.annotate), len(sources), spec.source_fps, incarnation))
+    if spec.config.history.url:
+        jobs.append(history_recorder(spec, ledger))
     return jobs
+
+
+def history_recorder(spec: PublishSpec, ledger: RunLedger) -> FrameObserver:
+    """``history.url``: every track and decision into the history store; also the run's "history" sink."""
+    from stream.history.recorder import HistoryRecorder, TrackModel  # SQLAlchemy: only when asked for
+
+    m = spec.manifest
+    return HistoryRecorder(str(spec.config.history.url), spec.config.history,
+                           TrackModel(m.name, m.embedding_space, m.embedding_size),
+                           run_id=ledger.journal_path.parent.name, origin=spec.config.output.origin,
+                           videos=spec.source_files)
 
 
 def per_source(path: Path, source: str, sources: int) -> Path:

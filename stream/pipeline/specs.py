@@ -69,3 +69,4 @@ class PublishSpec:
     # picklable callables, called in the publisher process (stream/events/registry.py, observers.py).
     sinks: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)
     observers: list[Callable[[], Any]] = field(default_factory=list)
+    source_files: dict[str, str] = field(default_factory=dict)  # the sources that are recorded files: their path

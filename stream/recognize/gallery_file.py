@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from stream.errors import FacestreamError
-from stream.recognize.names import check_name
+from stream.recognize.names import MAX_NAME_CHARS, check_name
 
 GALLERY_SCHEMA = 1
 MEMBERS = ("embeddings", "header", "names", "sources")
@@ -58,8 +58,8 @@ def read_gallery_file(path: Path, max_bytes: int | None = None) -> GalleryFile:
         raise _bad(path, "names or sources hold characters that do not exist")
     if not np.isfinite(embeddings).all():
         raise _bad(path, "embeddings hold NaN or infinite values")
-    names_list = _names(path, [str(s) for s in names])
-    sources_list = [str(s) for s in sources]
+    names_list = _names(path, names)
+    sources_list = sources.tolist()
     if any("\x00" in s for s in sources_list):
         raise _bad(path, "a source path holds a NUL")
     return GalleryFile(header, np.ascontiguousarray(embeddings), names_list, sources_list)
@@ -78,7 +78,45 @@ def _bad(path: Path, why: str) -> FacestreamError:
     return FacestreamError(f"{path}: not a facestream gallery ({why})")
 
 
-def _read_members(path: Path, f: Any, max_bytes: int) -> dict[str, np.ndarray]:
+def read_gallery_header(path: Path, with_names: bool = False) -> tuple[dict[str, Any], list[str] | None]:
+    """The checked header (and names) of a gallery file, without reading its embeddings: what an
+    append into a 1M-entry gallery needs to know (its model; who is enrolled, to say so)."""
+    path = Path(path)
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below, after the zip that reads it
+    except OSError as exc:
+        raise FacestreamError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    with f:
+        arrays = _read_members(path, f, MAX_GALLERY_BYTES, ("header", "names") if with_names else ("header",))
+    header = _header(path, arrays["header"])
+    if not with_names:
+        return header, None
+    return header, _names(path, _names_array(path, arrays["names"]))
+
+
+def read_gallery_names_array(path: Path) -> np.ndarray:
+    """The names member of a gallery file as stored (checked as text, not name by name): for
+    counting who is enrolled in a 1M-entry gallery without a Python string per entry."""
+    path = Path(path)
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below, after the zip that reads it
+    except OSError as exc:
+        raise FacestreamError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    with f:
+        arrays = _read_members(path, f, MAX_GALLERY_BYTES, ("header", "names"))
+    _header(path, arrays["header"])
+    return _names_array(path, arrays["names"])
+
+
+def _names_array(path: Path, names: np.ndarray) -> np.ndarray:
+    if names.dtype.kind != "U" or names.ndim != 1:
+        raise _bad(path, f"names are {names.dtype} {names.shape}; expected strings")
+    if not _valid_text(names):
+        raise _bad(path, "names or sources hold characters that do not exist")
+    return names
+
+
+def _read_members(path: Path, f: Any, max_bytes: int, only: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     try:
         with zipfile.ZipFile(f) as z:
             infos = z.infolist()
@@ -90,7 +128,8 @@ def _read_members(path: Path, f: Any, max_bytes: int) -> dict[str, np.ndarray]:
             if total > max_bytes:
                 raise FacestreamError(f"{path}: too large for a gallery ({total / 2**20:.0f} MB unpacked; "
                                       f"at most {max_bytes / 2**20:.0f} MB)")
-            return {info.filename[:-4]: _read_array(path, z, info) for info in infos}
+            return {info.filename[:-4]: _read_array(path, z, info) for info in infos
+                    if only is None or info.filename[:-4] in only}
     except FacestreamError:
         raise
     except Exception as exc:  # zipfile and numpy's format reader raise a dozen kinds on bad bytes
@@ -138,6 +177,9 @@ def _header(path: Path, raw: np.ndarray) -> dict[str, Any]:
     dim = header.get("dim")
     if type(dim) is not int or not 0 < dim <= MAX_DIM:
         raise _bad(path, f"header dim is {_short(dim)}; expected a whole number 1-{MAX_DIM}")
+    through = header.get("segments_through", 0)
+    if type(through) is not int or not 0 <= through < 10**9:
+        raise _bad(path, f"header segments_through is {_short(through)}; expected a whole number >= 0")
     for key in ("created", "updated"):
         value = header.get(key)
         if value is not None and (type(value) not in (int, float) or not math.isfinite(value)):
@@ -145,14 +187,37 @@ def _header(path: Path, raw: np.ndarray) -> dict[str, Any]:
     return header
 
 
-def _names(path: Path, names: list[str]) -> list[str]:
+def _names(path: Path, names: np.ndarray) -> list[str]:
+    plain = _plain_ascii(names)
+    as_list: list[str] = names.tolist()
     checked = {}
-    for name in set(names):  # a gallery holds many embeddings of few people
+    for name in {n for n, ok in zip(as_list, plain) if not ok}:  # a gallery holds many embeddings of few people
         try:
             checked[name] = check_name(name)
         except FacestreamError as exc:
             raise FacestreamError(f"{path}: enrolled {exc}") from None
-    return [checked[n] for n in names]
+    return [checked.get(n, n) for n in as_list] if checked else as_list
+
+
+def _plain_ascii(names: np.ndarray) -> np.ndarray:
+    """Per name: True when it is printable ASCII that ``check_name`` returns unchanged.
+
+    The same answer as the rule for these names, without a Python call per character: a watchlist
+    of 1M people has 1M distinct names, and checking each one char by char takes seconds.
+    """
+    if names.size == 0 or names.dtype.itemsize == 0:
+        return np.zeros(len(names), bool)
+    codes = np.ascontiguousarray(names, dtype=names.dtype.newbyteorder("=")).view(np.uint32).reshape(len(names), -1)
+    used = codes != 0  # numpy pads with NUL (and drops trailing NULs when storing)
+    length = used.sum(1)
+    printable = (codes >= 0x20) & (codes <= 0x7E) & (codes != ord("/")) & (codes != ord("\\"))
+    ok = (printable | ~used).all(1) & (length > 0) & (length <= MAX_NAME_CHARS)
+    ok &= (codes[:, 0] != ord(".")) & (codes[:, 0] != ord(" "))
+    last = codes[np.arange(len(names)), np.maximum(length - 1, 0)]
+    ok &= last != ord(" ")
+    # a NUL inside a name (not padding) is not printable: the first NUL must be at the end
+    ok &= used[:, :1].all(1) & (used.cumsum(1)[np.arange(len(names)), np.maximum(length - 1, 0)] == length)
+    return ok
 
 
 def _short(value: Any) -> str:

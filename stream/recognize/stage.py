@@ -150,7 +150,7 @@ class RecognitionStage:
         """
         gallery.check_compatible(self.manifest)
         self.gallery = gallery
-        enrolled = set(gallery.names)
+        enrolled = gallery.enrolled()  # computed by the reload thread for a large gallery
         now = time.time()
         events: list[Event] = []
         for tid, state in self.tracks.items():

@@ -204,7 +204,8 @@ def _mutations(reference: bytes, rng: np.random.Generator):
             blob[int(rng.integers(len(blob)))] = int(rng.integers(256))
         yield f"member-{name}-{i}", _zip({**members, name: bytes(blob)})
     values = [None, 0, -1, 1.5, "x", "", [], {}, True, 10**30, float("nan"), "\x00", "a\u202eb"]
-    for key in ["schema", "model", "embedding_space", "metric", "dim", "created", "updated", "extra"]:
+    for key in ["schema", "model", "embedding_space", "metric", "dim", "created", "updated", "segments_through",
+                "extra"]:
         for value in values:
             buf = io.BytesIO()
             np.save(buf, _header(**{key: value}) if value is not None else _header(**{key: None}))
@@ -235,3 +236,48 @@ def test_fuzzed_galleries_load_valid_or_raise_one_line(tmp_path):
             _valid(loaded)
             outcomes["loaded"] += 1
     assert sum(outcomes.values()) > 300 and outcomes["refused"] > 100, outcomes
+
+
+@pytest.mark.slow
+def test_fuzzed_segments_load_valid_or_raise_one_line(tmp_path):
+    """An appended segment is read by the same strict rules: a mutated one is one line naming the gallery."""
+    from stream.recognize.gallery import edit_gallery, list_segments
+
+    path = tmp_path / "g.npz"
+    g = Gallery("dlib-resnet-v1", "dlib-resnet-v1", "euclidean", 8)
+    rng = np.random.default_rng(22)
+    g.add("ann", rng.normal(size=(2, 8)).astype(np.float32), ["a1.jpg", "a2.jpg"])
+    g.save(path)
+    with edit_gallery(path) as edit:
+        edit.add("José", rng.normal(size=(2, 8)).astype(np.float32))
+    segment = list_segments(path)[0][1]
+    reference = segment.read_bytes()
+    outcomes = {"loaded": 0, "refused": 0}
+    for label, data in _mutations(reference, rng):
+        segment.write_bytes(data)
+        try:
+            loaded = Gallery.load(path)
+        except FacestreamError as exc:
+            assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc), (label, exc)
+            outcomes["refused"] += 1
+        except Exception as exc:  # what the test is for
+            pytest.fail(f"{label}: {type(exc).__name__}: {exc}")
+        else:
+            _valid(loaded)
+            assert loaded.names[:2] == ["ann", "ann"]
+            outcomes["loaded"] += 1
+    assert sum(outcomes.values()) > 300 and outcomes["refused"] > 100, outcomes
+
+
+@pytest.mark.parametrize("name", ["ann", "Ann Lee", " ann", "ann ", ".ann", "a/b", "a\\b", "a\tb", "a\x00b", "x" * 101,
+                                  "x" * 100, "~!@#$%^&*()_+{}|:<>?", "José", "e\u0301", "a\u202eb", "-", "a.b"])
+def test_the_fast_name_check_agrees_with_the_rule(tmp_path, name):
+    """The vectorised check for plain ASCII names gives what check_name gives, refusals included."""
+    path = _write(tmp_path / "g.npz", names=np.array(["bob", name]))
+    try:
+        expected = check_name(name)
+    except FacestreamError:
+        with pytest.raises(FacestreamError, match="enrolled"):
+            Gallery.load(path)
+    else:
+        assert Gallery.load(path).names == ["bob", expected]

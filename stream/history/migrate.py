@@ -1,0 +1,66 @@
+"""Bring a history database to the current schema with Alembic (stream/history/migrations).
+
+Run at every open: a new file gets every migration, an older one the ones it lacks, a current one
+costs one read of ``alembic_version``. A database newer than this code is refused, not guessed at.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stream.errors import FacestreamError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _config(connection: Any) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(_config(None)).get_current_head())
+
+
+def current(engine: Any) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Any, shown: str, create: bool = True) -> None:
+    """To the head revision; with ``create`` False a database without the history schema is refused."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+    try:
+        have = current(engine)
+        if have is None and not create:
+            raise FacestreamError(f"{shown}: not a history store (no history schema in it)")
+        script = ScriptDirectory.from_config(_config(None))
+        if have is not None and have not in {rev.revision for rev in script.walk_revisions()}:
+            raise FacestreamError(f"{shown}: history schema {have} is newer than this facestream knows")
+        if have == script.get_current_head():
+            return
+        with engine.begin() as conn:
+            command.upgrade(_config(conn), "head")
+    except FacestreamError:
+        raise
+    except OperationalError as exc:
+        raise FacestreamError(f"{shown}: cannot open the history store ({_reason(exc)})") from None
+    except SQLAlchemyError as exc:
+        raise FacestreamError(f"{shown}: cannot open the history store ({_reason(exc)})") from None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", exc)).strip().splitlines()
+    return text[0] if text else type(exc).__name__

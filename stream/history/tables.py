@@ -1,0 +1,71 @@
+"""The history schema as SQLAlchemy Core tables: what the code reads and writes.
+
+The migrations (stream/history/migrations/versions) create and change these tables; a change here
+comes with a new migration, and tests/history/test_migrations.py checks the two agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+runs = Table(
+    "runs", metadata,
+    Column("id", String(200), primary_key=True),  # the run directory's name: unique per run
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("origin", String(200)),  # the pipeline of a site, or null
+    Column("kind", String(20), nullable=False),  # live or archive
+    Column("model", String(200)),
+)
+
+tracks = Table(
+    "tracks", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(200), nullable=False),
+    Column("origin", String(200)),
+    Column("source", String(200), nullable=False),
+    Column("track_id", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=False),
+    Column("start_pts", Float, nullable=False),
+    Column("end_pts", Float, nullable=False),
+    Column("first_frame", Integer, nullable=False),
+    Column("last_frame", Integer, nullable=False),
+    Column("video", Text),
+    Column("identity", String(200)),
+    Column("score", Float),
+    Column("distance", Float),
+    Column("detector_score", Float, nullable=False),
+    Column("faces", Integer, nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("embedding_space", String(200), nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("mean", LargeBinary, nullable=False),  # float32 little-endian (dim,)
+    Column("best", LargeBinary, nullable=False),  # float32 little-endian (best_count, dim)
+    Column("best_count", Integer, nullable=False),
+    Column("thumbnail", LargeBinary),  # JPEG of the best crop
+    Index("ix_tracks_started_at", "started_at"),
+    Index("ix_tracks_identity_started", "identity", "started_at"),
+    Index("ix_tracks_source_started", "source", "started_at"),
+    Index("ix_tracks_space_id", "embedding_space", "id"),
+    Index("ix_tracks_run_track", "run_id", "source", "track_id"),
+)
+
+decisions = Table(
+    "decisions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(200), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("track_id", Integer, nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("pts", Float),
+    Column("frame", Integer),
+    Column("identity", String(200)),
+    Column("score", Float),
+    Column("distance", Float),
+    Column("reason", String(100)),
+    Index("ix_decisions_track", "run_id", "source", "track_id"),
+    Index("ix_decisions_identity_ts", "identity", "ts"),
+)
