@@ -98,7 +98,10 @@ def main() -> int:
 
     env = dict(os.environ)
     if args.checkout:
+        # `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH: without
+        # running there too, the tree this tool is started from would be measured instead.
         env["PYTHONPATH"] = str(args.checkout.resolve())
+        os.chdir(args.checkout)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         gallery = work / "gallery.npz"

@@ -39,12 +39,7 @@ class GalleryFile:
 
 def read_gallery_file(path: Path, max_bytes: int | None = None) -> GalleryFile:
     path = Path(path)
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below, after the zip that reads it
-    except OSError as exc:
-        raise FacestreamError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    with f:
-        arrays = _read_members(path, f, MAX_GALLERY_BYTES if max_bytes is None else max_bytes)
+    arrays = _members_of(path, MAX_GALLERY_BYTES if max_bytes is None else max_bytes)
     header = _header(path, arrays["header"])
     dim = header["dim"]
     embeddings, names, sources = arrays["embeddings"], arrays["names"], arrays["sources"]
@@ -65,6 +60,16 @@ def read_gallery_file(path: Path, max_bytes: int | None = None) -> GalleryFile:
     return GalleryFile(header, np.ascontiguousarray(embeddings), names_list, sources_list)
 
 
+def _members_of(path: Path, max_bytes: int, wanted: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """The file's arrays (all, or the ``wanted`` ones), or a one-line error for a file that cannot be read."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below, after the zip that reads it
+    except OSError as exc:
+        raise FacestreamError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    with f:
+        return _read_members(path, f, max_bytes, wanted)
+
+
 def _valid_text(array: np.ndarray) -> bool:
     """Every code point of a str array exists: numpy stores raw UCS-4, and one past U+10FFFF makes
     ``str()`` of the element raise SystemError."""
@@ -82,12 +87,7 @@ def read_gallery_header(path: Path, with_names: bool = False) -> tuple[dict[str,
     """The checked header (and names) of a gallery file, without reading its embeddings: what an
     append into a 1M-entry gallery needs to know (its model; who is enrolled, to say so)."""
     path = Path(path)
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below, after the zip that reads it
-    except OSError as exc:
-        raise FacestreamError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    with f:
-        arrays = _read_members(path, f, MAX_GALLERY_BYTES, ("header", "names") if with_names else ("header",))
+    arrays = _members_of(path, MAX_GALLERY_BYTES, ("header", "names") if with_names else ("header",))
     header = _header(path, arrays["header"])
     if not with_names:
         return header, None
