@@ -33,6 +33,11 @@ def _beats(path: Path) -> list[dict]:
     return [e["stats"] for e in _events(path) if e["type"] == "heartbeat"]
 
 
+def _gauge(metrics: str, name: str) -> float:
+    line = [ln for ln in metrics.splitlines() if ln.startswith(f'{name}{{source="cam"}}')]
+    return float(line[0].split()[-1]) if line else 0.0
+
+
 def test_dropped_corrupt_and_lost_are_counted_apart(engines_dir, default_model, tmp_path):
     # 60 fps: faster than the pipeline on any machine these tests run on, so frames are dropped
     camera = MjpegServer(media_path("short_hamilton_clip.mp4"), fps=60,
@@ -55,9 +60,19 @@ def test_dropped_corrupt_and_lost_are_counted_apart(engines_dir, default_model, 
             assert proc.poll() is None, err_path.read_text()
             assert time.monotonic() < deadline, "no heartbeat with dropped frames\n" + err_path.read_text()
             time.sleep(0.5)
-        time.sleep(4.0)  # the camera sends a bad part every 0.7 s: several reach this run
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-        page = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/cameras", timeout=5).read())
+        # the camera sends a bad part every 0.7 s: wait (with a deadline) until several have reached the
+        # run's heartbeats, its metrics and its page, rather than for a fixed time
+        deadline = time.monotonic() + 60
+        while True:
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+            page = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/cameras", timeout=5).read())
+            beats = _beats(events)
+            if (beats and beats[-1]["sources"]["cam"]["corrupt"] >= 3 and page and page[0]["corrupt"] >= 3
+                    and _gauge(metrics, "facestream_frames_corrupt") >= 3):
+                break
+            assert proc.poll() is None, err_path.read_text()
+            assert time.monotonic() < deadline, "fewer than 3 corrupt parts counted in 60 s\n" + err_path.read_text()
+            time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
     finally:
