@@ -86,10 +86,15 @@ class Listener:
         if not self._subscribed.wait(10):  # from here on, nothing published is missed
             raise RuntimeError("the MQTT listener did not subscribe")
 
-    def wait_for(self, predicate, timeout_s: float = 20.0):
+    def mark(self) -> int:
+        """Where the messages received so far end: ``wait_for(..., after=mark)`` looks only past it."""
+        return len(self.messages)
+
+    def wait_for(self, predicate, timeout_s: float = 20.0, after: int = 0):
+        """The messages matching ``predicate``, received so far (from index ``after``) or until one comes."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            found = [m for m in list(self.messages) if predicate(m)]
+            found = [m for m in list(self.messages)[after:] if predicate(m)]
             if found:
                 return found
             time.sleep(0.05)
