@@ -46,6 +46,7 @@ class TrackRow:
     model: str
     embedding_space: str
     dim: int
+    stranger_id: str | None = None  # stranger-000123: an unknown remembered across runs and cameras
 
 
 @dataclass
@@ -74,6 +75,7 @@ class NewTrack:
     mean: np.ndarray  # (dim,) float32
     best: np.ndarray  # (k <= 5, dim) float32, best crops by quality
     thumbnail: bytes | None = None  # JPEG of the best crop
+    stranger_id: str | None = None
 
 
 @dataclass
@@ -104,6 +106,7 @@ class RunRow:
 
 _ROW_FIELDS = tuple(f.name for f in fields(TrackRow))
 _NEW_COLUMNS = tuple(f.name for f in fields(NewTrack) if f.name not in ("mean", "best", "thumbnail"))
+_MEAN_COLUMNS = tuple(c.name for c in T.track_means.columns if c.name != "id")
 
 
 def to_blob(array: np.ndarray) -> bytes:
@@ -190,6 +193,8 @@ class HistoryStore:
             if rows:  # one multi-row INSERT ... RETURNING (SQLAlchemy's insertmanyvalues), ids in row order
                 query = T.tracks.insert().returning(T.tracks.c.id, sort_by_parameter_order=True)
                 ids = [int(r[0]) for r in conn.execute(query, rows)]
+                conn.execute(T.track_means.insert(), [
+                    {"id": i, **{name: row[name] for name in _MEAN_COLUMNS}} for i, row in zip(ids, rows)])
             if decisions:
                 conn.execute(T.decisions.insert(), [asdict(d) for d in decisions])
         return ids
@@ -248,19 +253,26 @@ class HistoryStore:
 
     def iter_embeddings(self, embedding_space: str, *, since: float | None = None, until: float | None = None,
                         source: str | None = None, kind: Literal["mean", "best"] = "mean",
+                        min_faces: int = 0, min_detector_score: float = 0.0,
                         block: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Blocks of (ids int64 (n,), embeddings float32 (n, dim)) of one embedding space, by row id.
 
-        ``kind="mean"``: one row per track; ``"best"``: one row per stored best embedding (ids repeat).
-        Pages by id, so a block's memory is bounded however large the store."""
-        t = T.tracks.c
+        ``kind="mean"``: one row per track, read from the narrow ``track_means``; ``"best"``: one row per
+        stored best embedding (ids repeat). Pages by id, so a block's memory is bounded however large
+        the store."""
+        table = T.track_means if kind == "mean" else T.tracks
+        t = table.c
         column = t.mean if kind == "mean" else t.best
         last = 0
         with self.engine.connect() as conn:
             while True:
-                query = (T.tracks.select().with_only_columns(t.id, column, t.dim)
+                query = (table.select().with_only_columns(t.id, column, t.dim)
                          .where(t.embedding_space == embedding_space, t.id > last))
-                query = _filtered(query, source=source, since=since, until=until)
+                query = _filtered(query, source=source, since=since, until=until, table=table)
+                if min_faces:
+                    query = query.where(t.faces >= min_faces)
+                if min_detector_score:
+                    query = query.where(t.detector_score >= min_detector_score)
                 rows = conn.execute(query.order_by(t.id).limit(block)).all()
                 if not rows:
                     return
@@ -300,8 +312,9 @@ class HistoryStore:
 
 
 def _filtered(query: Any, *, identity: str | None = None, source: str | None = None, since: float | None = None,
-              until: float | None = None, unknown: bool | None = None, run_id: str | None = None) -> Any:
-    t = T.tracks.c
+              until: float | None = None, unknown: bool | None = None, run_id: str | None = None,
+              table: Any = T.tracks) -> Any:
+    t = table.c
     if identity is not None:
         query = query.where(t.identity == identity)
     if source is not None:

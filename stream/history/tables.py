@@ -46,11 +46,38 @@ tracks = Table(
     Column("best", LargeBinary, nullable=False),  # float32 little-endian (best_count, dim)
     Column("best_count", Integer, nullable=False),
     Column("thumbnail", LargeBinary),  # JPEG of the best crop
+    Column("stranger_id", String(40)),  # stranger-000123 for an unknown remembered across runs (strangers)
     Index("ix_tracks_started_at", "started_at"),
     Index("ix_tracks_identity_started", "identity", "started_at"),
     Index("ix_tracks_source_started", "source", "started_at"),
     Index("ix_tracks_space_id", "embedding_space", "id"),
     Index("ix_tracks_run_track", "run_id", "source", "track_id"),
+    Index("ix_tracks_stranger", "stranger_id"),
+    Index("ix_tracks_space_ended", "embedding_space", "ended_at"),
+)
+
+#: Only what search reads, one row per track (same id): reading the wide rows bound search (migration 0002).
+track_means = Table(
+    "track_means", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("embedding_space", String(200), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=False),
+    Column("faces", Integer, nullable=False),
+    Column("detector_score", Float, nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("mean", LargeBinary, nullable=False),
+    Index("ix_track_means_space_id", "embedding_space", "id"),
+)
+
+#: Stable stranger ids: ``stranger-{id:06d}``, handed out once per stranger, across runs and cameras.
+strangers = Table(
+    "strangers", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("embedding_space", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("name", String(200)),
 )
 
 decisions = Table(
