@@ -17,6 +17,38 @@ log = logging.getLogger(__name__)
 _KNOWN = (60, 200, 60)
 _UNKNOWN = (40, 160, 240)
 
+#: privacy.unknowns: blur. The box is grown by this much of its size on every side, since a detector's
+#: box stops at the brows and chin and leaves hair, ears and jaw line, which identify people too.
+BLUR_MARGIN = 0.3
+#: Pixelation cells across the grown box: ~4 across the face itself, too few for a detector or an
+#: embedding to find a face in (tests/test_privacy.py checks both on real faces) or a person to know one.
+BLUR_CELLS = 6
+
+
+def blur_boxes(image: np.ndarray, xyxy: np.ndarray, margin: float = BLUR_MARGIN, cells: int = BLUR_CELLS) -> np.ndarray:
+    """Pixelate each box (N, 4: x1 y1 x2 y2), grown by ``margin``, of ``image`` in place and return it.
+
+    Pixelation rather than a Gaussian blur: a blur of fixed size is weak on a large face and a strong
+    one bleeds across the frame, while cells scale with the box; and unlike a blur it cannot be undone
+    by deconvolution, since every cell is one colour.
+    """
+    h, w = image.shape[:2]
+    for x1, y1, x2, y2 in np.asarray(xyxy, np.float64).reshape(-1, 4):
+        gx, gy = (x2 - x1) * margin, (y2 - y1) * margin
+        left, top = max(int(np.floor(x1 - gx)), 0), max(int(np.floor(y1 - gy)), 0)
+        right, bottom = min(int(np.ceil(x2 + gx)), w), min(int(np.ceil(y2 + gy)), h)
+        if right <= left or bottom <= top:
+            continue
+        region = image[top:bottom, left:right]
+        # each cell's mean colour, from 8x8 samples of it: INTER_AREA over the whole region costs ~10x
+        # more on a large face (a 1080p frame's) and a cell's colour need not be its exact mean
+        ny, nx = min(cells, bottom - top), min(cells, right - left)
+        sampled = region if region.shape[0] <= 8 * ny and region.shape[1] <= 8 * nx else \
+            cv2.resize(region, (8 * nx, 8 * ny), interpolation=cv2.INTER_LINEAR)
+        small = cv2.resize(sampled, (nx, ny), interpolation=cv2.INTER_AREA)
+        region[...] = cv2.resize(small, (right - left, bottom - top), interpolation=cv2.INTER_NEAREST)
+    return image
+
 
 class Annotator:
     def draw(self, image: np.ndarray, faces: Faces, labels: dict[int, str]) -> np.ndarray:

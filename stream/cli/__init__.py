@@ -19,6 +19,7 @@ log = logging.getLogger("stream.cli")
 COMMAND_MODULES = (
     "stream.cli.run_cmd",
     "stream.cli.enroll_cmd",
+    "stream.cli.forget_cmd",
     "stream.cli.cluster_cmd",
     "stream.cli.search_cmd",
     "stream.cli.history_cmd",

@@ -22,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     where.add_argument("--history", type=Path, metavar="FILE", help="the SQLite history file of `run --history`")
     where.add_argument("--url", metavar="URL", help="a history store URL: sqlite:///FILE or postgresql://...")
     add_model_arg(p)
-    p.add_argument("--since", type=_when, metavar="TIME", help="only tracks seen since: ISO time/date or unix seconds")
-    p.add_argument("--until", type=_when, metavar="TIME", help="only tracks seen until: ISO time/date or unix seconds")
+    p.add_argument("--since", metavar="TIME", help="only tracks seen since: ISO time, unix seconds, or 2h, 7d ago")
+    p.add_argument("--until", metavar="TIME", help="only tracks seen until: ISO time, unix seconds, or 2h, 7d ago")
     p.add_argument("--camera", metavar="SOURCE", help="only this source (a camera's name, or a video's)")
     p.add_argument("--limit", type=_positive_int, default=None, help="at most this many tracks (default 50)")
     p.add_argument("--threshold", type=_positive_float, default=None,
@@ -35,21 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--all-tracks", action="store_true", help="search every stored track (--min-faces 0 --min-score 0)")
     p.add_argument("--thumbs", type=Path, metavar="DIR", help="write each hit's thumbnail to DIR/<row id>.jpg")
     p.add_argument("--json", action="store_true", help="one JSON object per hit")
+    p.add_argument("--no-cache", action="store_true",
+                   help="read the store's track means, not the cache kept beside a SQLite store (<file>.search/)")
     p.set_defaults(func=run)
-
-
-def _when(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO time (2026-05-01T09:00) or unix seconds") from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # a local time, as people type it
-    return moment.timestamp()
 
 
 def _positive_int(text: str) -> int:
@@ -82,11 +70,15 @@ def run(args: argparse.Namespace) -> int:
         search_blocks,
         searchable,
     )
+    from stream.history.search_cache import fresh_segments, search_segments
     from stream.history.store import HistoryStore
+    from stream.history.times import parse_time
     from stream.models.store import load_model
 
     if not args.photo.is_file():
         raise FacestreamError(f"{args.photo}: no such photo")
+    args.since = parse_time(args.since, what="--since") if args.since else None  # checked before any model loads
+    args.until = parse_time(args.until, what="--until") if args.until else None
     where = args.url or args.history
     model = load_model(args.model)
     manifest = model.manifest
@@ -100,18 +92,24 @@ def run(args: argparse.Namespace) -> int:
         query = photo_query(args.photo, model)
         if query.faces > 1:
             print(f"facestream: {args.photo}: {query.faces} faces found; searching for the largest", file=sys.stderr)
-        blocks = iter_store_blocks(store, manifest.embedding_space, since=args.since, until=args.until,
-                                   source=args.camera)
-        # the quality filter reads rows, which the block scan does not: over-fetch, then keep the solid ones
-        hits, seen = _counted(search_blocks, query.vector, blocks, threshold, 4 * limit + 100)
-        if not seen:  # no track of this space in the window: another model's store, or an empty window
+        space = manifest.embedding_space
+        window = {"since": args.since, "until": args.until, "source": args.camera}
+        segments = None if args.no_cache else fresh_segments(store, space)
+        if segments is not None:
+            hits = search_segments(segments, query.vector, threshold, limit, min_faces=min_faces,
+                                   min_detector_score=min_score, **window)
+        else:  # the quality filter is part of the query: only solid tracks' means are read
+            blocks = iter_store_blocks(store, space, min_faces=min_faces, min_detector_score=min_score, **window)
+            hits = search_blocks(query.vector, blocks, threshold, limit)
+        if not hits and next(iter_store_blocks(store, space, block=1, **window), None) is None:
+            # no track of this space in the window: another model's store, or an empty window
             present = store.tracks(limit=1, since=args.since, until=args.until, source=args.camera)
             if present:
                 raise FacestreamError(f"{where}: holds tracks of model {present[0].model} (embedding space "
-                                      f"{present[0].embedding_space}), not {manifest.embedding_space}: search with "
+                                      f"{present[0].embedding_space}), not {space}: search with "
                                       f"--model {present[0].model}")
         rows = {row.id: row for row in store.get([h.id for h in hits]) if searchable(row, min_faces, min_score)}
-        hits = [h for h in hits if h.id in rows][:limit]
+        hits = [h for h in hits if h.id in rows]
         if args.thumbs:
             args.thumbs.mkdir(parents=True, exist_ok=True)
         for hit in hits:
@@ -133,19 +131,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"{len(hits)} track(s) within {threshold:g} of {args.photo}", file=sys.stderr)
     return 0
-
-
-def _counted(search, query, blocks, threshold, limit):
-    """search_blocks over ``blocks``, and whether any block held a row (this space has tracks)."""
-    seen = False
-
-    def counting():
-        nonlocal seen
-        for ids, embs in blocks:
-            seen = seen or len(ids) > 0
-            yield ids, embs
-
-    return search(query, counting(), threshold, limit), seen
 
 
 def _line(r: dict) -> str:

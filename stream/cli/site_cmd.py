@@ -54,6 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--num-gpus", type=float, help="GPUs per task (default: 1 when engine.kind is tensorrt, else 0)")
     b.add_argument("--ship-videos", action="store_true",
                    help="send each video's bytes to its node (no shared file system with the workers)")
+    b.add_argument("--history", metavar="FILE|URL",
+                   help="write every video's tracks and decisions into this history store (overrides history.url; "
+                        "query with `facestream history` and `search`); times are each file's pts plus its start "
+                        "by history.file_start")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=run_batch)
 
@@ -100,6 +104,12 @@ def run_batch(args: argparse.Namespace) -> int:
     from stream.distributed.batch import run_batch as batch
 
     config = load_config(args.config)
+    if args.history:
+        config = config.model_copy(update={"history": config.history.model_copy(update={"url": args.history})})
+    if config.history.url:  # created or upgraded here: a bad URL is one line now, not a failed batch
+        from stream.history.store import HistoryStore
+
+        HistoryStore.open(config.history.url).close()
     gallery = args.gallery or config.gallery
     if gallery is not None:
         _check_gallery(gallery)
@@ -110,6 +120,11 @@ def run_batch(args: argparse.Namespace) -> int:
                    progress=not args.no_progress and sys.stderr.isatty())
     print(f"facestream batch: {len(videos)} video(s): {result['done']} done, {result['skipped']} already done, "
           f"{len(result['failed'])} failed -> {args.out}", file=sys.stderr)
+    if config.history.url:
+        from stream.sources.credentials import mask_credentials
+
+        print(f"facestream batch: history: {result.get('history_tracks', 0)} track(s) written to "
+              f"{mask_credentials(str(config.history.url))}", file=sys.stderr)
     for name, reason in result["failed"].items():
         print(f"facestream batch: {name}: {reason}", file=sys.stderr)
     return 1 if result["failed"] else 0

@@ -35,10 +35,16 @@ def write_clusters(tracks: list[SavedTrack], labels: np.ndarray, out: Path, info
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     record = dict(info, clusters=[], singletons=[t.name for t in singletons])
+    # Tracks from a history store carry stranger ids: a cluster holding two is a merge hint (one person
+    # the stranger matching kept apart), one stranger id in two clusters a split hint.
+    remembered = any("stranger_id" in t.meta for t in tracks)
     for k, members in enumerate(clusters, 1):
         name = f"cluster-{k:03d}"
         _write_group(tmp / name, members)
-        record["clusters"].append({"name": name, "tracks": [t.name for t in members]})
+        entry: dict = {"name": name, "tracks": [t.name for t in members]}
+        if remembered:
+            entry["strangers"] = sorted({t.meta["stranger_id"] for t in members if t.meta.get("stranger_id")})
+        record["clusters"].append(entry)
     if singletons:
         _write_group(tmp / "singletons", singletons)
     (tmp / "clusters.json").write_text(json.dumps(record, indent=2) + "\n")

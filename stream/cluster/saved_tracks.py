@@ -143,16 +143,35 @@ class UnknownsRecorder:
 
 
 def co_occurring(tracks: list[SavedTrack]) -> np.ndarray:
-    """(N, N) bool: pairs seen in one frame of one source and run, so certainly two people."""
+    """(N, N) bool: pairs seen in one frame of one source and run, so certainly two people.
+
+    A track without ``frames`` (one exported from the history store, which keeps only its span) counts
+    as seen over ``first_frame``..``last_frame``, as the stranger matching reads two overlapping tracks."""
     n = len(tracks)
     out = np.zeros((n, n), bool)
-    frames = [set(t.meta.get("frames") or []) for t in tracks]
+    frames = [set(t.meta["frames"]) if t.meta.get("frames") else None for t in tracks]
+    spans = [_span(t.meta) for t in tracks]
     keys = [(t.meta.get("source"), t.meta.get("run")) for t in tracks]
     for i in range(n):
         for j in range(i + 1, n):
-            if keys[i] == keys[j] and not frames[i].isdisjoint(frames[j]):
+            if keys[i] != keys[j]:
+                continue
+            a, b = frames[i], frames[j]
+            if a is not None and b is not None:
+                together = not a.isdisjoint(b)
+            else:
+                si, sj = spans[i], spans[j]
+                together = si is not None and sj is not None and si[0] <= sj[1] and sj[0] <= si[1]
+            if together:
                 out[i, j] = out[j, i] = True
     return out
+
+
+def _span(meta: dict) -> tuple[int, int] | None:
+    if meta.get("frames"):
+        return min(meta["frames"]), max(meta["frames"])
+    first, last = meta.get("first_frame"), meta.get("last_frame")
+    return None if first is None or last is None else (int(first), int(last))
 
 
 def read_tracks(root: Path) -> list[SavedTrack]:

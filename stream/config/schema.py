@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stream.config.limits import SettingError
+from stream.config.privacy import PrivacyConfig
 from stream.config.web import WebConfig
 from stream.detect.config import DetectorConfig
 from stream.errors import FacestreamError
@@ -247,6 +248,7 @@ class AppConfig(_Section):
     web: WebConfig = Field(default_factory=WebConfig)
     photos: PhotosConfig = Field(default_factory=PhotosConfig)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     gallery: Path | None = Field(default=None, description="gallery file (.npz) from `facestream enroll`")
     gallery_search: GallerySearchConfig = Field(default_factory=GallerySearchConfig)
 

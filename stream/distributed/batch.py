@@ -2,9 +2,11 @@
 
 Each task runs `facestream run` on its video on whatever node Ray picks (CPU or GPU as the config
 asks) and returns the events and MOT tracks as text, so DIR may be on the driver's own disk: no
-shared file system is needed. A video is done when ``DIR/<name>.summary.json`` exists, written
-last (atomically) after its events and tracks: a re-run skips those, and a video whose task failed
-is listed in ``DIR/failed.jsonl`` with its reason and tried again on the next run.
+shared file system is needed. With ``history.url`` the task also returns its video's history rows,
+and the driver writes them into that one store (stream/history/archive.py says why there). A video
+is done when ``DIR/<name>.summary.json`` exists, written last (atomically) after its history,
+events and tracks: a re-run skips those, and a video whose task failed is listed in
+``DIR/failed.jsonl`` with its reason and tried again on the next run.
 """
 
 from __future__ import annotations
@@ -80,6 +82,11 @@ def run_video(source: str | bytes, name: str, suffix: str, pipeline_config: dict
                                                 "tracks_out": None})
         config.setdefault("web", {})["http"] = None
         config["gallery"] = None
+        history = config.get("history") or {}
+        if history.get("url"):  # its own store here; the driver writes the rows into the real one
+            from stream.history.archive import task_history
+
+            config["history"] = task_history(history, work / "history.db")
         if gallery:
             (work / "gallery.npz").write_bytes(gallery)
             config["gallery"] = str(work / "gallery.npz")
@@ -95,8 +102,15 @@ def run_video(source: str | bytes, name: str, suffix: str, pipeline_config: dict
         summary = json.loads((work / "summary.json").read_text())
         summary["node"] = node_identity()
         summary["wall_s"] = round(time.time() - started, 2)
-        return {"ok": True, "events": _read(work / "events.jsonl"), "tracks": _read(work / "tracks.txt"),
-                "summary": summary}
+        result = {"ok": True, "events": _read(work / "events.jsonl"), "tracks": _read(work / "tracks.txt"),
+                  "summary": summary}
+        if history.get("url"):
+            from stream.history.archive import RunRecords, read_run
+
+            # no file: the run ended no track (the recorder opens its store with its first rows)
+            store = work / "history.db"
+            result["history"] = read_run(store) if store.exists() else RunRecords()
+        return result
 
 
 def failure_reason(stderr: str, returncode: int) -> str:
@@ -136,7 +150,8 @@ def run_batch(videos: list[Video], out: Path, pipeline_config: dict[str, Any], g
     skipped = len(videos) - len(todo)
     failed: dict[str, str] = {}
     if not todo:
-        return {"done": 0, "skipped": skipped, "failed": failed}
+        return {"done": 0, "skipped": skipped, "failed": failed, "history_tracks": 0}
+    history = _archive_writer(pipeline_config)  # opened first: a store that is not there fails before Ray
     started_ray = not ray.is_initialized()
     if started_ray:
         init_ray(ray, address, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -160,6 +175,8 @@ def run_batch(videos: list[Video], out: Path, pipeline_config: dict[str, Any], g
                 result = ray.get(ready[0])
             except Exception as exc:  # the task's node died twice, or the task itself broke
                 result = {"ok": False, "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+            if result["ok"] and history is not None:
+                result = write_history(history, video, result)
             if result["ok"]:
                 write_outputs(video, out, result)
             else:
@@ -175,7 +192,39 @@ def run_batch(videos: list[Video], out: Path, pipeline_config: dict[str, Any], g
     finally:
         if started_ray:
             ray.shutdown()
-    return {"done": len(todo) - len(failed), "skipped": skipped, "failed": failed}
+        if history is not None:
+            history.close()
+    return {"done": len(todo) - len(failed), "skipped": skipped, "failed": failed,
+            "history_tracks": history.tracks if history is not None else 0}
+
+
+def _archive_writer(pipeline_config: dict[str, Any]) -> Any:
+    """The one store every video's history goes to (``history.url``), or None."""
+    history = pipeline_config.get("history") or {}
+    if not history.get("url"):
+        return None
+    from stream.history.archive import ArchiveWriter
+    from stream.history.config import HistoryConfig
+
+    return ArchiveWriter(str(history["url"]), HistoryConfig.model_validate(history))
+
+
+def write_history(writer: Any, video: Video, result: dict[str, Any]) -> dict[str, Any]:
+    """The video's history into the store, before its summary: a store that fails leaves the video to
+    do again on the next run (failed.jsonl says why), never done without its history."""
+    from stream.history.archive import RunRecords, archive_run_id
+    from stream.sources.credentials import mask_credentials
+
+    summary = result["summary"]
+    try:
+        n = writer.write_run(result.get("history") or RunRecords(), run_id=archive_run_id(video.path),
+                             source=video.name, video=video.path,
+                             started_at=time.time() - float(summary.get("wall_s") or 0.0))
+    except Exception as exc:  # the database is away or refused the rows
+        line = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        return {"ok": False, "reason": f"history: {mask_credentials(writer.url)}: {line}"}
+    summary["history_tracks"] = n
+    return result
 
 
 def _bar(total: int, done: int):

@@ -27,6 +27,30 @@ class HistoryConfig(BaseModel):
         default="none",
         description="a recorded file's wall-clock start, added to its pts: none (times are the pts alone), mtime "
                     "(the file's modification time), or an ISO time such as 2026-05-01T09:00:00+02:00")
+    keep_days: float | None = Field(
+        default=None, gt=0, le=36_500,
+        description="delete tracks and decisions older than this many days (an archive's age is its run's: when "
+                    "the file was analysed); null: keep forever (docs/privacy.md)")
+    max_mb: float | None = Field(
+        default=None, gt=0,
+        description="keep the store under this many MB: the oldest tracks go first (SQLite: the file shrinks; "
+                    "PostgreSQL: live rows, the files shrink only with VACUUM FULL); null: no cap")
+    prune_every_s: float = Field(default=600.0, ge=1, le=7 * 86400,
+                                 description="seconds between the run's prunes by keep_days and max_mb (and one "
+                                             "when the run starts)")
+    strangers: bool = Field(
+        default=True,
+        description="give each unknown track a stranger id (stranger-000123) shared with the unknown tracks it "
+                    "matches in the last strangers_days (stream/history/strangers.py)")
+    strangers_days: float = Field(default=30.0, gt=0, le=3650,
+                                  description="days of earlier unknown tracks a new unknown track is compared with")
+    strangers_threshold: float | None = Field(
+        default=None, gt=0, le=2,
+        description="track-to-track distance (between unit mean embeddings) under which two unknown tracks are one "
+                    "stranger; null: the value measured for the model (none measured: no stranger ids)")
+    strangers_cache: int = Field(default=50_000, ge=100, le=10_000_000,
+                                 description="most recent unknown tracks held in memory to match against (512 bytes "
+                                             "each for a 128-d model)")
 
     @field_validator("file_start")
     @classmethod

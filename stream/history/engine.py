@@ -21,6 +21,9 @@ def make_engine(url: str, shown: str) -> Any:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
+            # First, as it only takes on a new file: retention then shrinks the file in place
+            # (PRAGMA incremental_vacuum) instead of rewriting it whole (stream/history/retention.py).
+            cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
             # WAL: readers (history, search, the web page) never block the run's writer. NORMAL:
             # a commit survives the process being killed (only a power cut may lose the last ones).
             cur.execute("PRAGMA journal_mode=WAL")

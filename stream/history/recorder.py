@@ -28,7 +28,9 @@ import numpy as np
 from stream.events.schema import Event
 from stream.events.sinks import SinkStats
 from stream.history.config import HistoryConfig
+from stream.history.retention import Pruner
 from stream.history.store import Decision, HistoryStore, NewTrack, RunRow
+from stream.history.strangers import StrangerMemory, track_to_track_threshold
 from stream.sources.credentials import mask_credentials
 
 if TYPE_CHECKING:
@@ -110,13 +112,17 @@ class HistoryRecorder:
 
     def __init__(self, url: str, config: HistoryConfig, model: TrackModel, run_id: str, *,
                  origin: str | None = None, videos: dict[str, str] | None = None,
-                 store_factory: Any = HistoryStore.open) -> None:
+                 store_factory: Any = HistoryStore.open, keep_unknowns: bool = True) -> None:
         self.url, self.config, self.model, self.run_id, self.origin = url, config, model, run_id, origin
         self.shown = mask_credentials(url)  # for log lines: never a PostgreSQL password
         self.videos = dict(videos or {})  # source -> file, for the sources that are recorded files
         self.starts = {name: file_start(config.file_start, path) for name, path in self.videos.items()}
         self.open: dict[tuple[str, int], OpenTrack] = {}
         self.skipped = 0  # tracks that ended without one embedding: nothing to search them by
+        # privacy.unknowns: blur: a track that ends unknown, and decisions of no one, are not written
+        # (its sums were kept in memory only, in case it was named before its end)
+        self.keep_unknowns = keep_unknowns
+        self.private = 0
         self.delivered = 0
         self.dropped = 0
         self._queue: deque[PendingTrack | Decision] = deque()
@@ -125,8 +131,24 @@ class HistoryRecorder:
         self._closing = False
         self._deadline = float("inf")
         self._store_factory = store_factory
+        self.pruner = Pruner.from_config(config)  # history.keep_days / max_mb, on the writer thread
+        self.strangers = self._stranger_memory()  # used by the writer thread only
+        self.new_strangers = 0
         self._thread = threading.Thread(target=self._run, name="sink-history", daemon=True)
         self._thread.start()
+
+    def _stranger_memory(self) -> StrangerMemory | None:
+        config, model = self.config, self.model
+        if not config.strangers:
+            return None
+        threshold = track_to_track_threshold(model.name, config.strangers_threshold)
+        if threshold is None:
+            log.info("history: no stranger ids: no track-to-track threshold measured for model %s "
+                     "(set history.strangers_threshold)", model.name)
+            return None
+        # Not held longer than the store keeps them (history.keep_days).
+        days = min(config.strangers_days, config.keep_days) if config.keep_days else config.strangers_days
+        return StrangerMemory(model.embedding_space, threshold, days, config.strangers_cache)
 
     # -- times -----------------------------------------------------------------------------------
     def _when(self, source: str, pts: float | None, ts: float) -> float:
@@ -155,6 +177,8 @@ class HistoryRecorder:
 
     # -- the publisher's side: events ------------------------------------------------------------
     def write(self, event: Event) -> None:
+        if event.identity is None and not self.keep_unknowns and self._private(event):
+            return
         if event.type == "identity" and event.track_id is not None:
             self._put(Decision(self.run_id, event.source, int(event.track_id),
                                self._when(event.source, event.pts, event.ts), event.pts, event.frame,
@@ -171,6 +195,16 @@ class HistoryRecorder:
             if event.frame is not None:
                 track.seen(int(event.frame), float(event.pts or 0.0), event.ts)
             self._put(self._finished(event, track))
+
+    def _private(self, event: Event) -> bool:
+        """Under privacy.unknowns: blur, drop what an unknown event would write; True when dropped."""
+        if event.type == "identity":
+            return True
+        if event.type == "track_ended" and event.track_id is not None:
+            if self.open.pop((event.source, int(event.track_id)), None) is not None:
+                self.private += 1
+            return True
+        return False
 
     def _finished(self, event: Event, track: OpenTrack) -> PendingTrack:
         assert track.total is not None and track.first is not None and track.last is not None
@@ -204,8 +238,9 @@ class HistoryRecorder:
 
     def stats(self) -> SinkStats:
         with self._cond:
-            return SinkStats(self.delivered, self.dropped, len(self._queue) + self._busy,
-                             {"skipped": self.skipped})
+            extra = {"skipped": self.skipped} if self.keep_unknowns else {"skipped": self.skipped,
+                                                                          "private": self.private}
+            return SinkStats(self.delivered, self.dropped, len(self._queue) + self._busy, extra)
 
     def close(self) -> None:
         """Commit what is queued for up to ``drain_s``, then stop; what is left is counted dropped."""
@@ -238,6 +273,8 @@ class HistoryRecorder:
                         return
                     batch = [self._queue.popleft() for _ in range(min(len(self._queue), 1000))]
                     self._busy = len(batch)
+                if self.pruner.due():
+                    self.pruner.run(self._store_factory, self.url, self.shown)
                 if not batch:
                     continue
                 try:
@@ -290,7 +327,26 @@ class HistoryRecorder:
                 if item.row.thumbnail is None and item.crop is not None:
                     item.row.thumbnail = encode_thumbnail(item.crop, self.config.thumbnail_quality)
                 tracks.append(item.row)
-        store.write(tracks, [item for item in batch if isinstance(item, Decision)])
+        if self.strangers is not None and tracks:
+            self._tag_strangers(store, tracks)
+        ids = store.write(tracks, [item for item in batch if isinstance(item, Decision)])
+        if self.strangers is not None:
+            self.strangers.written(ids, tracks)
+
+    def _tag_strangers(self, store: HistoryStore, tracks: list[NewTrack]) -> None:
+        """Stranger ids for the batch's unknown tracks. The store being away raises (the batch is kept and
+        retried, tracks already tagged keep their id); anything else turns strangers off for the run
+        rather than holding back the rows."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        assert self.strangers is not None
+        try:
+            self.new_strangers += self.strangers.tag(store, tracks, time.time())
+        except SQLAlchemyError:
+            raise
+        except Exception:
+            log.exception("history: stranger ids turned off for this run")
+            self.strangers = None
 
 
 def encode_thumbnail(crop: np.ndarray, quality: int) -> bytes | None:

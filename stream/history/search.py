@@ -163,7 +163,9 @@ def photo_query(photo: Path, model) -> PhotoQuery:
 
 
 def iter_store_blocks(store, embedding_space: str, *, since: float | None = None, until: float | None = None,
-                      source: str | None = None, block: int = DEFAULT_BLOCK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The store's mean embeddings of one space, a block at a time."""
+                      source: str | None = None, min_faces: int = 0, min_detector_score: float = 0.0,
+                      block: int = DEFAULT_BLOCK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The store's mean embeddings of one space, a block at a time; the quality filter (``searchable``)
+    is applied by the query, so rows that cannot be results are not read."""
     yield from store.iter_embeddings(embedding_space, since=since, until=until, source=source, kind="mean",
-                                     block=block)
+                                     min_faces=min_faces, min_detector_score=min_detector_score, block=block)

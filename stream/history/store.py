@@ -104,6 +104,29 @@ class RunRow:
     model: str | None
 
 
+@dataclass
+class HistoryErased:
+    """What ``HistoryStore.forget`` deleted: rows of each kind."""
+
+    tracks: int  # with their means, best embeddings and thumbnails (the same rows and track_means)
+    decisions: int
+    strangers: int
+    scrubbed: bool = True  # the freed bytes were overwritten (SQLite) or vacuumed (PostgreSQL) too
+
+
+@dataclass
+class StrangerSummary:
+    """One stranger over a window (``HistoryStore.strangers``): their tracks in it, "seen N times"."""
+
+    stranger_id: str  # stranger-000123
+    name: str | None  # set once named (``name_stranger``); their tracks carry it as identity
+    first_seen: float
+    last_seen: float
+    tracks: int
+    sources: list[str]
+    best_track_id: int  # the row of their most embedded track: its thumbnail is their face
+
+
 _ROW_FIELDS = tuple(f.name for f in fields(TrackRow))
 _NEW_COLUMNS = tuple(f.name for f in fields(NewTrack) if f.name not in ("mean", "best", "thumbnail"))
 _MEAN_COLUMNS = tuple(c.name for c in T.track_means.columns if c.name != "id")
@@ -253,7 +276,7 @@ class HistoryStore:
 
     def iter_embeddings(self, embedding_space: str, *, since: float | None = None, until: float | None = None,
                         source: str | None = None, kind: Literal["mean", "best"] = "mean",
-                        min_faces: int = 0, min_detector_score: float = 0.0,
+                        min_faces: int = 0, min_detector_score: float = 0.0, after: int = 0,
                         block: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Blocks of (ids int64 (n,), embeddings float32 (n, dim)) of one embedding space, by row id.
 
@@ -263,7 +286,7 @@ class HistoryStore:
         table = T.track_means if kind == "mean" else T.tracks
         t = table.c
         column = t.mean if kind == "mean" else t.best
-        last = 0
+        last = after  # row ids past it only: what a held index lacks
         with self.engine.connect() as conn:
             while True:
                 query = (table.select().with_only_columns(t.id, column, t.dim)
@@ -309,6 +332,57 @@ class HistoryStore:
 
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(T.tracks)).scalar_one())
+
+    # -- strangers (stream/history/strangers.py) ----------------------------------------------------
+    def new_stranger(self, embedding_space: str, created_at: float) -> int:
+        """A new ``strangers`` row, committed; its number (``stranger-{number:06d}``)."""
+        from stream.history import strangers
+
+        return strangers.new_stranger(self.engine, embedding_space, created_at)
+
+    def strangers(self, *, since: float | None = None, until: float | None = None,
+                  named: bool | None = None) -> list[StrangerSummary]:
+        """Strangers with tracks overlapping [since, until], most recently seen first, each with the count
+        of those tracks ("seen 5 times this week"). ``named``: True only named ones, False only unnamed."""
+        from stream.history import strangers
+
+        return [StrangerSummary(**row) for row in strangers.summaries(self.engine, since=since, until=until,
+                                                                      named=named)]
+
+    def name_stranger(self, stranger_id: str, name: str) -> int:
+        """Name a stranger's whole history: every track of ``stranger_id`` gets identity ``name`` (checked
+        by stream/recognize/names.py) and the stranger row keeps it; the number of tracks renamed.
+        An id the store does not hold is one line (FacestreamError)."""
+        from stream.history import strangers
+
+        return strangers.name_stranger(self.engine, stranger_id, name)
+
+    # -- erasing ---------------------------------------------------------------------------------
+    def forget(self, name: str) -> HistoryErased:
+        """Delete everything stored of ``name``, in one transaction: their tracks (thumbnails and
+        embeddings are in those rows and track_means), the tracks of strangers named as them, every
+        decision of those tracks or naming them, and the stranger rows of that name; then the freed
+        bytes are overwritten (SQLite) or vacuumed (PostgreSQL): stream/history/retention.py."""
+        from stream.history import retention
+
+        erased = retention.forget(self.engine, name)
+        if erased.tracks:  # the search cache beside the store holds their means: dropped, rebuilt by a search
+            from stream.history.search_cache import discard
+
+            discard(self.url)
+        return HistoryErased(erased.tracks, erased.decisions, erased.strangers, erased.scrubbed)
+
+    def prune(self, *, keep_days: float | None, max_bytes: int | None, now: float | None = None) -> int:
+        """Delete tracks older than ``keep_days`` and then the oldest until the data is under ``max_bytes``
+        (with their decisions, and strangers left without tracks); the number of tracks deleted."""
+        from stream.history import retention
+
+        pruned = retention.prune(self.engine, keep_days=keep_days, max_bytes=max_bytes, now=now)
+        if pruned:  # what the search cache holds of them goes too
+            from stream.history.search_cache import discard
+
+            discard(self.url)
+        return pruned
 
 
 def _filtered(query: Any, *, identity: str | None = None, source: str | None = None, since: float | None = None,

@@ -54,6 +54,7 @@ tracks = Table(
     Index("ix_tracks_run_track", "run_id", "source", "track_id"),
     Index("ix_tracks_stranger", "stranger_id"),
     Index("ix_tracks_space_ended", "embedding_space", "ended_at"),
+    Index("ix_tracks_day", "started_at", "ended_at", "source", "identity", "stranger_id", "faces", "detector_score"),
 )
 
 #: Only what search reads, one row per track (same id): reading the wide rows bound search (migration 0002).
@@ -78,6 +79,7 @@ strangers = Table(
     Column("embedding_space", String(200), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("name", String(200)),
+    sqlite_autoincrement=True,  # a forgotten stranger's number is never handed out again
 )
 
 decisions = Table(

@@ -7,18 +7,22 @@ preview) are registered by whoever starts the run (``PublishSpec.observers``).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stream.events.mot import MotWriter
 from stream.events.schema import Event
 from stream.pipeline.observers import FrameObserver, FrameView, Observer
+from stream.pipeline.privacy import UnknownFaces
 
 if TYPE_CHECKING:
     from stream.annotate import Annotator, VideoAnnotationWriter
     from stream.cluster.saved_tracks import UnknownsRecorder
     from stream.pipeline.ledger import RunLedger
     from stream.pipeline.specs import PublishSpec
+
+log = logging.getLogger(__name__)
 
 
 class MotRows(Observer):
@@ -57,12 +61,14 @@ class UnknownTracks(Observer):
 class Annotation(Observer):
     """``--annotate``: every frame with its boxes and names, one video per source."""
 
-    def __init__(self, path: Path, sources: int, source_fps: dict[str, float], incarnation: int) -> None:
+    def __init__(self, path: Path, sources: int, source_fps: dict[str, float], incarnation: int,
+                 hide: UnknownFaces | None = None) -> None:
         # Here, not at the top: OpenCV's import costs every publisher start ~0.1-0.25 s of CPU, and
         # only a run that annotates needs it.
-        from stream.annotate import Annotator, VideoAnnotationWriter
+        from stream.annotate import Annotator, VideoAnnotationWriter, blur_boxes
 
         self._kinds = (VideoAnnotationWriter, Annotator)
+        self._blur, self._hide = blur_boxes, hide  # privacy.unknowns: blur
         self.path, self.sources, self.source_fps, self.incarnation = path, sources, source_fps, incarnation
         self.writers: dict[str, tuple[VideoAnnotationWriter, Annotator]] = {}
 
@@ -79,9 +85,18 @@ class Annotation(Observer):
             self.writers[frame.source] = entry
         writer, annotator = entry
         labels = dict(zip((int(t) for t in view.faces.track_id), view.outcome.labels))
-        writer.write(annotator.draw(view.image().copy(), view.faces, labels))
+        image = view.image().copy()
+        if self._hide is not None:
+            self._blur(image, self._hide.boxes(view))
+        writer.write(annotator.draw(image, view.faces, labels))
+
+    def on_event(self, event: Event) -> None:
+        if self._hide is not None:
+            self._hide.on_event(event)
 
     def end_source(self, source: str) -> None:
+        if self._hide is not None:
+            self._hide.end_source(source)
         entry = self.writers.pop(source, None)
         if entry is not None:
             entry[0].close()
@@ -99,7 +114,10 @@ def build_side_jobs(spec: PublishSpec, ledger: RunLedger, incarnation: int) -> l
     jobs: list[FrameObserver] = []
     if out.tracks_out:
         jobs.append(MotRows(out.tracks_out, sources, append=incarnation > 1))
-    if out.save_unknowns:
+    private = spec.config.privacy.blur
+    if out.save_unknowns and private:
+        log.warning("privacy.unknowns is blur: unknown tracks are not saved to %s", out.save_unknowns)
+    elif out.save_unknowns:
         from stream.cluster.saved_tracks import UnknownsRecorder  # brings OpenCV: only when asked for
 
         # The run directory's name tags the tracks: frame indices only co-occur within one run.
@@ -108,7 +126,8 @@ def build_side_jobs(spec: PublishSpec, ledger: RunLedger, incarnation: int) -> l
             threshold=spec.config.model.threshold, min_embeddings=out.unknown_min_embeddings,
             min_score=out.unknown_min_score)))
     if spec.annotate is not None:
-        jobs.append(Annotation(Path(spec.annotate), len(sources), spec.source_fps, incarnation))
+        hide = UnknownFaces(spec.config.tracker.max_age) if private else None
+        jobs.append(Annotation(Path(spec.annotate), len(sources), spec.source_fps, incarnation, hide))
     if spec.config.history.url:
         jobs.append(history_recorder(spec, ledger))
     return jobs
@@ -122,7 +141,7 @@ def history_recorder(spec: PublishSpec, ledger: RunLedger) -> FrameObserver:
     return HistoryRecorder(str(spec.config.history.url), spec.config.history,
                            TrackModel(m.name, m.embedding_space, m.embedding_size),
                            run_id=ledger.journal_path.parent.name, origin=spec.config.output.origin,
-                           videos=spec.source_files)
+                           videos=spec.source_files, keep_unknowns=not spec.config.privacy.blur)
 
 
 def per_source(path: Path, source: str, sources: int) -> Path:

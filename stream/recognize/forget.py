@@ -16,7 +16,8 @@ from pathlib import Path
 
 from stream.errors import FacestreamError
 from stream.locking import exclusive_lock
-from stream.recognize.gallery import Gallery, lock_path
+from stream.recognize.gallery import Gallery, list_segments, lock_path, segment_dir
+from stream.recognize.gallery_index import index_dir
 from stream.recognize.names import check_name
 
 NAMED_DIR = ".named"
@@ -39,33 +40,55 @@ class Forgotten:
     embeddings: int
     photos: int  # photo files deleted
     named: int  # named strangers' track folders deleted
+    segments: int = 0  # appended enroll segments merged away (they held rows of everyone, this name's too)
+    index_files: int = 0  # cached search index files deleted (they hold every embedding)
 
     def message(self) -> str:
         return (f"removed {self.name} ({self.embeddings} embedding(s)); deleted {self.photos} photo(s) and "
                 f"{self.named} named stranger folder(s)")
 
+    def places(self, gallery_path: Path, unknowns: Path | None) -> list[str]:
+        """One line per place looked in: what was deleted there."""
+        gallery_path = Path(gallery_path)
+        lines = [f"{gallery_path}: removed {self.embeddings} embedding(s) of {self.name}; rewritten without them",
+                 f"{segment_dir(gallery_path)}: deleted {self.segments} appended segment(s) (merged into the "
+                 "gallery first)",
+                 f"{index_dir(gallery_path)}: deleted {self.index_files} cached search index file(s)",
+                 f"{photos_dir(gallery_path) / self.name}: deleted {self.photos} photo(s)"]
+        where = named_dir(unknowns, self.name) if unknowns is not None else f"{NAMED_DIR}/{self.name}"
+        lines.append(f"{where}: deleted {self.named} named stranger folder(s)")
+        return lines
 
-def forget_people(gallery_path: Path, names: list[str], unknowns: Path | None = None) -> list[Forgotten]:
+
+def forget_people(gallery_path: Path, names: list[str], unknowns: Path | None = None, *,
+                  missing_ok: bool = False) -> list[Forgotten]:
     """Remove ``names`` from the gallery and delete their stored photos and named strangers' crops.
 
     The files go after the gallery is saved (a failed save deletes nothing) and under the
-    gallery's lock, so an enroll of the same name waits and finds a clean slate.
+    gallery's lock, so an enroll of the same name waits and finds a clean slate. ``missing_ok``: a
+    name not in the gallery is no error (`facestream forget` of a person kept only in the history);
+    their photos and named folders are still looked for.
     """
     gallery_path = Path(gallery_path)
     names = [check_name(n) for n in names]
     with exclusive_lock(lock_path(gallery_path)):
         gallery = Gallery.load(gallery_path)
         missing = [n for n in names if n not in gallery.names]
-        if missing:
+        if missing and not missing_ok:
             raise FacestreamError(f"{gallery_path}: no one named {', '.join(missing)} "
                                   f"(enrolled: {', '.join(gallery.identities()) or 'nobody'}); gallery unchanged")
         sources = {n: [s for name, s in zip(gallery.names, gallery.sources) if name == n and s] for n in names}
         removed = {n: gallery.remove(n) for n in names}
-        gallery.save(gallery_path)
+        segments = index_files = 0
+        if any(removed.values()):  # the save merges the segments and deletes the cached index (Gallery.save)
+            segments = len(list_segments(gallery_path))
+            index_files = len(list(index_dir(gallery_path).glob("*.faiss")))
+            gallery.save(gallery_path)
         still_used = {_resolved(s) for s in gallery.sources if s}
         remaining = gallery.identities()
         return [Forgotten(n, removed[n], _delete_photos(gallery_path, n, sources[n], still_used),
-                          _delete_named(n, sources[n], unknowns, remaining)) for n in names]
+                          _delete_named(n, sources[n], unknowns, remaining),
+                          segments if removed[n] else 0, index_files if removed[n] else 0) for n in names]
 
 
 def _delete_photos(gallery_path: Path, name: str, sources: list[str], still_used: set[Path]) -> int:

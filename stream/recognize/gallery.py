@@ -190,7 +190,7 @@ class Gallery:
                         "exact search over %d entries", len(self))
             return
         rows = self.base_rows or len(self)
-        self.use_index(load_or_build(search.exact.matrix[:rows], self.metric, config.nprobe, cache), rows)
+        self.use_index(load_or_build(search.exact.matrix[:rows], self.metric, config, cache), rows)
 
     def check_compatible(self, manifest: ModelManifest, path: Path | str = "gallery") -> None:
         if manifest.embedding_space != self.embedding_space or manifest.embedding_size != self.dim:

@@ -4,10 +4,15 @@ Today's ``distance_matrix`` recomputes every gallery norm on every call and mate
 whole (queries x gallery) matrix; at 1M entries that is ~100 ms a frame. Here the gallery is one
 contiguous float32 matrix with its squared norms (or unit rows, for cosine) computed once per
 gallery version, and a match is one GEMM per block. Past ``index_min_entries`` even that is too
-slow (a GEMV over 1M x 128 floats reads 512 MB), so an IVF index proposes a few candidates and
-they are re-ranked exactly: the distances returned are always exact, only the candidate set comes
-from the index. Rows appended after the index was built are searched exactly beside it, so an
-enroll never waits for a rebuild.
+slow (a GEMV over 1M x 128 floats reads 512 MB), so an index proposes a few candidates and they
+are re-ranked exactly: the distances returned are always exact, only the candidate set comes from
+the index. The default index is an HNSW graph (faiss IndexHNSWFlat, M 32): it reads a few thousand
+rows per query where IVF reads a tenth of the gallery for the same agreement with exact search
+(docs/benchmarks.md, "Large galleries": at 1M entries ef_search 512 agrees on 99.9% of the clip's
+faces against a crowd with planted look-alikes); it takes minutes to build (37 min on the loaded
+2-core machine at 1M), so it is built off the pipeline's thread and cached beside the gallery.
+Rows appended after the index was built are searched exactly beside it, so an enroll never waits
+for a rebuild.
 """
 
 from __future__ import annotations
@@ -40,9 +45,22 @@ class GallerySearchConfig(BaseModel):
         default=200_000, ge=1, le=100_000_000,
         description="gallery size from which `auto` builds an index: exact search reads the whole gallery "
                     "for every query (tens of ms a frame past 100k entries)")
+    index_type: Literal["hnsw", "ivf"] = Field(
+        default="hnsw", description="hnsw: a graph, fast and close to exact, minutes to build at 1M entries; "
+                                    "ivf: lists, built in about a minute, slower for the same agreement")
+    ef_search: int = Field(default=512, ge=1, le=65536,
+                           description="hnsw: candidates kept while walking the graph per query: agreement with "
+                                       "exact search vs speed (at 1M entries 256: 99.6%, 512: 99.9%, 1024: 100%; "
+                                       "cost about linear in it: docs/benchmarks.md)")
+    hnsw_m: int = Field(default=32, ge=4, le=128, description="hnsw: links per entry (a rebuild when changed)")
     nprobe: int = Field(default=384, ge=1, le=65536,
-                        description="index lists searched per query: recall vs speed (384: top-1 as exact on "
+                        description="ivf: lists searched per query: recall vs speed (384: top-1 as exact on "
                                     "99.9%+ of queries at 1M entries; 128 is ~2.5x faster, 98.8%)")
+
+    @property
+    def index_tag(self) -> str:
+        """What the built index depends on besides the rows: names its cached file."""
+        return f"hnsw{self.hnsw_m}" if self.index_type == "hnsw" else "ivf"
 
     def wants_index(self, entries: int) -> bool:
         if self.index == "exact":
@@ -153,9 +171,28 @@ def content_key(matrix: np.ndarray, metric: str) -> str:
     return h.hexdigest()
 
 
-def build_index(matrix: np.ndarray, nprobe: int, seed: int = 0) -> Any:
-    """An IVF-Flat index (L2) over ``matrix``: minutes of HNSW graph building would stall a reload
-    for little gain; IVF trains on a sample in seconds and re-ranked candidates keep top-1 exact."""
+def build_index(matrix: np.ndarray, config: GallerySearchConfig | None = None, seed: int = 0) -> Any:
+    """The index ``config`` names (L2) over ``matrix``, tuned for queries."""
+    config = config or GallerySearchConfig()
+    if config.index_type == "hnsw":
+        return _build_hnsw(matrix, config)
+    return _build_ivf(matrix, config, seed)
+
+
+def _build_hnsw(matrix: np.ndarray, config: GallerySearchConfig) -> Any:
+    """An HNSW graph over the rows, stored flat (exact distances). efConstruction 40 (faiss's default):
+    a deeper build search costs build minutes for agreement that ef_search buys at query time."""
+    import faiss
+
+    index = faiss.IndexHNSWFlat(matrix.shape[1], config.hnsw_m, faiss.METRIC_L2)
+    index.hnsw.efConstruction = 40
+    index.add(np.ascontiguousarray(matrix, dtype=np.float32))
+    tune(index, config)
+    return index
+
+
+def _build_ivf(matrix: np.ndarray, config: GallerySearchConfig, seed: int) -> Any:
+    """An IVF-Flat index: trains on a sample in seconds; needs many lists probed for agreement."""
     import faiss
 
     n, dim = matrix.shape
@@ -167,8 +204,26 @@ def build_index(matrix: np.ndarray, nprobe: int, seed: int = 0) -> Any:
         sample = matrix[np.random.default_rng(seed).choice(n, 64 * nlist, replace=False)]
     index.train(np.ascontiguousarray(sample))
     index.add(matrix)
-    index.nprobe = min(nprobe, nlist)
+    tune(index, config)
     return index
+
+
+def tune(index: Any, config: GallerySearchConfig) -> None:
+    """Set the query-time knobs (they are not part of the cached file's name)."""
+    import faiss
+
+    if isinstance(index, faiss.IndexHNSW):
+        index.hnsw.efSearch = config.ef_search
+    elif hasattr(index, "nprobe"):
+        index.nprobe = min(config.nprobe, index.nlist)
+
+
+def _is_type(index: Any, config: GallerySearchConfig) -> bool:
+    import faiss
+
+    if config.index_type == "hnsw":
+        return isinstance(index, faiss.IndexHNSW) and index.hnsw.nb_neighbors(1) == config.hnsw_m
+    return isinstance(index, faiss.IndexIVF)
 
 
 def index_dir(gallery_path: Path) -> Path:
@@ -176,24 +231,25 @@ def index_dir(gallery_path: Path) -> Path:
     return gallery_path.with_name(gallery_path.name + ".index")
 
 
-def load_or_build(matrix: np.ndarray, metric: str, nprobe: int, cache: Path | None) -> Any:
-    """The index for ``matrix``, from ``cache`` when one was built for these exact rows, else built
-    (and saved there for the next start or reload; older ones are removed)."""
+def load_or_build(matrix: np.ndarray, metric: str, config: GallerySearchConfig, cache: Path | None) -> Any:
+    """The index for ``matrix``, from ``cache`` when one was built for these exact rows and this kind
+    of index, else built (and saved there for the next start or reload; older ones are removed)."""
     import faiss
 
     key = content_key(matrix, metric)
-    path = None if cache is None else Path(cache) / f"{key}.faiss"
+    path = None if cache is None else Path(cache) / f"{key}.{config.index_tag}.faiss"
     if path is not None and path.is_file():
         try:
             index = faiss.read_index(str(path))
-            if index.ntotal == len(matrix) and index.d == matrix.shape[1]:
-                index.nprobe = min(nprobe, index.nlist)
+            if index.ntotal == len(matrix) and index.d == matrix.shape[1] and _is_type(index, config):
+                tune(index, config)
                 return index
         except RuntimeError as exc:  # a truncated or foreign file: build it again
             log.warning("%s: unreadable gallery index (%s); rebuilding", path, str(exc).splitlines()[0][:120])
     started = time.monotonic()
-    index = build_index(matrix, nprobe)
-    log.info("gallery index built over %d entries in %.1f s", len(matrix), time.monotonic() - started)
+    index = build_index(matrix, config)
+    log.info("gallery %s index built over %d entries in %.1f s", config.index_tag, len(matrix),
+             time.monotonic() - started)
     if path is not None:
         _save(index, path)
     return index

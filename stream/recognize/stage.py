@@ -90,52 +90,69 @@ class RecognitionStage:
         self.counts = {"frames": 0, "observations": 0, "tracks": 0, "identity_events": 0, "splits": 0}
 
     def process(self, result: FrameResult) -> FrameOutcome:
+        """One frame: tracks started or split, then every gallery match of the frame in ONE search
+        (the faces' embeddings and, with ``appearance.aggregate``, the updated means of their
+        tracks): at 1M entries a search call's fixed cost is what a frame pays, so it is paid once.
+        Matching does not depend on the votes, so the votes are cast after it, face by face, in the
+        order a match per face would have cast them, and the events come out in the same order."""
         self.counts["frames"] += 1
         faces = result.faces
-        events: list[Event] = []
         now = time.time()
-        names: list[str | None] = []
-        distances = np.zeros(0, np.float32)
         rows = np.flatnonzero(result.embedded) if faces.embeddings is not None else np.zeros(0, int)
-        if len(rows):
-            names, distances = self.gallery.match(faces.embeddings[rows])
         quality = face_quality(faces[rows], self.voting.full_weight_px)
         if result.blur is not None:
             quality = quality * result.blur[rows]
-        matched = {int(r): (names[i], float(distances[i]), float(quality[i])) for i, r in enumerate(rows)}
+        embedded = {int(r): float(quality[i]) for i, r in enumerate(rows)}
         frame_quality = np.full(len(faces), np.nan, np.float32)
         frame_quality[rows] = quality
-        frame_tracks: list[tuple[int, str | None]] = []
+        per_face: list[tuple[_TrackState, list[Event], int | None]] = []  # state, events so far, mean's query row
+        means: list[np.ndarray] = []
         for i, tid in enumerate(int(t) for t in faces.track_id):
+            events: list[Event] = []
             bbox = [round(float(v), 1) for v in faces.xyxy[i]]
             state = self.tracks.get(tid)
             if state is None:
                 state = self._start(tid, result, bbox, now, events)
             state.bbox, state.frame, state.pts = bbox, result.frame, result.pts
-            if i in matched:
+            mean_row = None
+            if i in embedded:
                 embedding = faces.embeddings[i]
                 if self._taken_by_another(state, embedding):
                     self.counts["splits"] += 1
                     events.extend(self._end(tid, result.source, now, "appearance_changed"))
                     state = self._start(tid, result, bbox, now, events)
-                name, distance, weight = matched[i]
-                state.last_distance = distance
-                self.counts["observations"] += 1
-                state.appearance.add(embedding, weight)
-                changed = state.votes.observe(name, distance, float(faces.widths[i]))
+                state.appearance.add(embedding, embedded[i])
                 if self.appearance.aggregate and state.appearance.count >= self.voting.min_votes:
-                    mean_names, mean_distances = self.gallery.match(state.appearance.mean)
-                    changed |= state.votes.adopt(mean_names[0], float(mean_distances[0]))
+                    mean_row = len(rows) + len(means)
+                    means.append(state.appearance.mean)  # as it is now: a later face of the frame may move it
+            per_face.append((state, events, mean_row))
+        names: list[str | None] = []
+        distances = np.zeros(0, np.float32)
+        if len(rows):
+            names, distances = self.gallery.match(np.concatenate([faces.embeddings[rows], *(m[None] for m in means)]))
+        match_row = {int(r): k for k, r in enumerate(rows)}
+        out: list[Event] = []
+        frame_tracks: list[tuple[int, str | None]] = []
+        for i, (state, events, mean_row) in enumerate(per_face):
+            if i in match_row:
+                k = match_row[i]
+                state.last_distance = float(distances[k])
+                self.counts["observations"] += 1
+                changed = state.votes.observe(names[k], float(distances[k]), float(faces.widths[i]))
+                if mean_row is not None:
+                    changed |= state.votes.adopt(names[mean_row], float(distances[mean_row]))
                 if changed:
                     self.counts["identity_events"] += 1
                     events.append(self._event("identity", result, state, now))
+                tid = int(faces.track_id[i])
                 if state.votes.confident != state.confident:
                     state.confident = state.votes.confident
                     self._status.append((tid, state.confident))
+            out.extend(events)
             frame_tracks.append((state.public_id, state.votes.decided))
         for ended in result.ended:
-            events.extend(self._end(ended.track_id, result.source, now, ended.reason))
-        return FrameOutcome(events, frame_tracks, frame_quality, self.take_status_updates())
+            out.extend(self._end(ended.track_id, result.source, now, ended.reason))
+        return FrameOutcome(out, frame_tracks, frame_quality, self.take_status_updates())
 
     def set_gallery(self, gallery: Gallery, source: str) -> list[Event]:
         """Swap in a reloaded gallery and re-decide the open tracks; the events that follows.

@@ -40,11 +40,11 @@ from stream.web import people
 from stream.web.cameras import CameraFeed
 from stream.web.feed import EventFeed
 from stream.web.guard import HostPolicy, Refused, RequestGuard
+from stream.web.history import HistoryView, history_routes
+from stream.web.uploads import read_name, read_photo
 
 STATIC = Path(__file__).parent / "static"
 TOKEN_COOKIE = "facestream_token"  # + "_<port>": two views on one host keep their own
-#: the page sets it on a photo upload; a cross-origin page cannot send it without a preflight we never answer
-REQUEST_HEADER = "x-facestream-request"
 
 
 @dataclass
@@ -59,6 +59,7 @@ class WebContext:
     token: str | None = None
     title: str = "facestream"
     hosts: HostPolicy = field(default_factory=HostPolicy)  # the Host names answered (guard.HostPolicy.for_bind)
+    history: HistoryView | None = None  # the store of `--history`: the History page and /api/history/
 
 
 class _Rates:
@@ -92,7 +93,9 @@ def create_app(ctx: WebContext) -> Starlette:
     async def status(request: Request) -> Response:
         return JSONResponse({"title": ctx.title, "cameras": sorted(ctx.cameras),
                              "gallery": ctx.gallery.name if ctx.gallery else None,
-                             "can_enroll_photos": ctx.enroller is not None, "unknowns": ctx.unknowns is not None})
+                             "can_enroll_photos": ctx.enroller is not None, "unknowns": ctx.unknowns is not None,
+                             "history": ctx.history is not None,
+                             "history_names_strangers": ctx.history is not None and ctx.history.can_name})
 
     async def cameras(request: Request) -> Response:
         state = ctx.camera_state()
@@ -173,13 +176,7 @@ def create_app(ctx: WebContext) -> Starlette:
     async def add_photo(request: Request) -> Response:
         if ctx.enroller is None:
             raise FacestreamError("this view has no gallery to enroll into (start it with --gallery)")
-        kind = _content_type(request)
-        if not (kind.startswith("image/") or kind == "application/octet-stream"):
-            raise Refused(415, f"a photo is sent as image/* or application/octet-stream, not {kind or 'untyped'}")
-        if request.headers.get(REQUEST_HEADER) != "1":
-            raise Refused(403, f"a photo upload needs the header {REQUEST_HEADER}: 1 (the page sends it)")
-        filename = request.headers.get("x-filename", "photo")
-        data = await _read_limited(request, people.MAX_PHOTO_BYTES, filename)
+        data, filename = await read_photo(request, people.MAX_PHOTO_BYTES)
         message = await run_in_threadpool(ctx.enroller.enroll, request.path_params["name"], data, filename)
         _changed(ctx.feed, message)
         return JSONResponse({"ok": True, "message": message})
@@ -188,9 +185,26 @@ def create_app(ctx: WebContext) -> Starlette:
         if ctx.gallery is None:
             raise FacestreamError("this view has no gallery")
         name = request.path_params["name"]
-        message = await run_in_threadpool(people.remove_person, ctx.gallery, name, ctx.unknowns)
+        history = ctx.history.url if ctx.history is not None else None  # the page's forget reaches the store too
+        message = await run_in_threadpool(people.remove_person, ctx.gallery, name, ctx.unknowns, history)
         _changed(ctx.feed, message)
         return JSONResponse({"ok": True, "message": message})
+
+    async def forget_person(request: Request) -> Response:
+        """The History page's forget: the person's gallery entries, photos, named strangers' crops and
+        every history row (stream.history.erase), then the page's held search vectors."""
+        if ctx.history is None and ctx.gallery is None:
+            raise Refused(404, "this view has no gallery and no history store")
+        from stream.history.erase import forget_everywhere
+
+        name = request.path_params["name"]
+        erased = await run_in_threadpool(forget_everywhere, name, gallery=ctx.gallery, unknowns=ctx.unknowns,
+                                         history=ctx.history.url if ctx.history is not None else None)
+        if ctx.history is not None:
+            ctx.history.indexes.drop()  # no forgotten vector stays in the server's memory until a rebuild
+        message = "; ".join(erased.lines)
+        _changed(ctx.feed, message)
+        return JSONResponse({"ok": True, "message": message, "lines": erased.lines})
 
     async def unknowns(request: Request) -> Response:
         found = await run_in_threadpool(people.list_unknowns, ctx.unknowns)
@@ -204,13 +218,7 @@ def create_app(ctx: WebContext) -> Starlette:
     async def name_unknown(request: Request) -> Response:
         if ctx.gallery is None or ctx.unknowns is None:
             raise FacestreamError("this view has no gallery or no saved unknown tracks")
-        if _content_type(request) != "application/json":  # a form or a text/plain fetch is another site's
-            raise Refused(415, 'send {"name": "..."} as application/json')
-        try:
-            body = await request.json()
-        except ValueError:
-            raise FacestreamError("the request body is not JSON: send {\"name\": \"...\"}") from None
-        name = body.get("name", "") if isinstance(body, dict) else ""
+        name = await read_name(request)
         message = await run_in_threadpool(people.name_unknown, ctx.gallery, ctx.unknowns,
                                           request.path_params["track"], name)
         _changed(ctx.feed, message)
@@ -239,28 +247,12 @@ def create_app(ctx: WebContext) -> Starlette:
         Route("/api/unknowns", unknowns),
         Route("/api/unknowns/{track}/crop/{k:int}", unknown_crop),
         Route("/api/unknowns/{track}/name", name_unknown, methods=["POST"]),
+        Route("/api/history/people/{name}", forget_person, methods=["DELETE"]),
+        *history_routes(lambda: ctx.history),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={FacestreamError: user_error, Refused: user_error})
     return RequestGuard(TokenGate(app, ctx.token) if ctx.token else app, ctx.hosts)
-
-
-def _content_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-async def _read_limited(request: Request, limit: int, filename: str) -> bytes:
-    """The body, refused (413) as soon as it passes ``limit``: never read whole first."""
-    too_large = Refused(413, f"{filename}: larger than {limit // 2**20} MB")
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
 
 
 _FAVICON: bytes | None = None

@@ -19,6 +19,7 @@ from stream.web.app import WebContext, create_app
 from stream.web.cameras import CameraFeed
 from stream.web.feed import EventFeed, WebFeedSink
 from stream.web.guard import HostPolicy
+from stream.web.history import HistoryView
 from stream.web.people import PhotoEnroller
 from stream.web.preview import PreviewBoard, PreviewLayout, PreviewObserver
 from stream.web.server import WebServer, parse_bind, resolve_token
@@ -29,15 +30,19 @@ log = logging.getLogger(__name__)
 class RunWebView:
     def __init__(self, web: WebConfig, frame_sizes: dict[str, tuple[int, int]], run_dir: Path, run_id: str,
                  ledger: Any, *, gallery: Path | None, unknowns: Path | None, model_name: str,
-                 max_megapixels: float = MAX_MEGAPIXELS) -> None:
+                 max_megapixels: float = MAX_MEGAPIXELS, hide_unknowns: int | None = None,
+                 history_url: str | None = None) -> None:
         token = resolve_token(web.token)
         self.previews = {name: PreviewLayout(f"{run_id}-view{i}", h, w)
                          for i, (name, (h, w)) in enumerate(frame_sizes.items())}
         self.feed_endpoint = f"ipc://{run_dir}/web-events.sock"
         self._max_fps = web.max_fps
+        self._hide_unknowns = hide_unknowns  # privacy.unknowns: blur (tracker.max_age), else None
         self._boards = {name: PreviewBoard.create(layout) for name, layout in self.previews.items()}
         self.feed = EventFeed(self.feed_endpoint)
         self._enroller = PhotoEnroller(model_name, gallery, max_megapixels) if gallery is not None else None
+        # the run's own store, read in this process (the supervisor), never in the publisher that writes it
+        self._history = HistoryView(history_url, model_name, max_megapixels) if history_url else None
 
         def camera_state() -> dict[str, dict]:
             return {name: led.counters.as_dict() for name, led in ledger.sources.items()}
@@ -45,7 +50,7 @@ class RunWebView:
         ctx = WebContext(
             cameras={name: CameraFeed(name, board, web.jpeg_quality) for name, board in self._boards.items()},
             feed=self.feed, camera_state=camera_state, gallery=gallery, unknowns=unknowns,
-            enroller=self._enroller, token=token,
+            enroller=self._enroller, token=token, history=self._history,
             hosts=HostPolicy.for_bind(parse_bind(web.http)[0], web.allowed_hosts))
         try:
             self.server = WebServer(create_app(ctx), web.http, token).start()
@@ -59,7 +64,7 @@ class RunWebView:
 
     def publish_observers(self) -> list[Callable[[], Any]]:
         """The frame observer that fills this view's preview boards in the publisher."""
-        return [functools.partial(PreviewObserver, self.previews, self._max_fps)]
+        return [functools.partial(PreviewObserver, self.previews, self._max_fps, self._hide_unknowns)]
 
     @property
     def url(self) -> str:
@@ -77,6 +82,8 @@ class RunWebView:
         self.feed.close()
         if self._enroller is not None:
             self._enroller.close()
+        if self._history is not None:
+            self._history.close()
         for board in self._boards.values():
             board.close()
 
@@ -85,11 +92,13 @@ def open_run_view(config: Any, frame_sizes: dict[str, tuple[int, int]], run_dir:
                   ledger: Any) -> tuple[Any, RunWebView]:
     """Start a run's web view (``run_pipeline(open_view=...)``); the page lists strangers to name, so
     unknown tracks are saved (in the run's own folder unless output.save_unknowns says where)."""
-    if config.output.save_unknowns is None:
+    if config.output.save_unknowns is None and not config.privacy.blur:  # blur: no stranger is kept to name
         config = config.model_copy(update={"output": config.output.model_copy(
             update={"save_unknowns": run_dir / "unknowns"})})
+    hide = config.tracker.max_age if config.privacy.blur else None  # privacy.unknowns: blur
     web = RunWebView(config.web, frame_sizes, run_dir, run_id, ledger, gallery=config.gallery,
                      unknowns=config.output.save_unknowns, model_name=config.model.name,
-                     max_megapixels=config.photos.max_megapixels)
+                     max_megapixels=config.photos.max_megapixels, hide_unknowns=hide,
+                     history_url=config.history.url)
     print(f"facestream: web view on {web.where}", file=sys.stderr)
     return config, web

@@ -60,9 +60,18 @@ def gallery_photo(gallery_path: Path | None, index: int) -> bytes | None:
     return _thumbnail(Path(gallery.sources[index]))
 
 
-def remove_person(gallery_path: Path, name: str, unknowns: Path | None = None) -> str:
-    """Delete a person and what was stored of them (photos added here, strangers named as them)."""
-    return forget_people(gallery_path, [check_identity(name)], unknowns)[0].message()
+def remove_person(gallery_path: Path, name: str, unknowns: Path | None = None, history: str | None = None) -> str:
+    """Delete a person and what was stored of them (photos added here, strangers named as them), and with
+    ``history`` their tracks, thumbnails, embeddings and decisions in that store (stream.history.erase)."""
+    name = check_identity(name)
+    if history is None:
+        return forget_people(gallery_path, [name], unknowns)[0].message()
+    from stream.history.erase import forget_everywhere
+
+    erased = forget_everywhere(name, gallery=gallery_path, unknowns=unknowns, history=history)
+    said = erased.gallery.message() if erased.gallery else f"removed {name}"
+    h = erased.history
+    return said if h is None else f"{said}; deleted {h.tracks} track(s) and {h.decisions} decision(s) from the history"
 
 
 class PhotoEnroller:

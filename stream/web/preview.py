@@ -23,7 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stream.pipeline.privacy import UnknownFaces
+
 if TYPE_CHECKING:
+    from stream.events.schema import Event
     from stream.pipeline.observers import FrameView
 
 _HEADER = 64  # bytes: seq u64, viewer_until f64, capture_ts f64, index i64, h u32, w u32, overlay_len u32
@@ -136,26 +139,37 @@ class PreviewObserver:
     Registered by the run's web view (``PublishSpec.observers``), so the pipeline knows no web module.
     """
 
-    def __init__(self, layouts: dict[str, PreviewLayout], max_fps: float) -> None:
+    def __init__(self, layouts: dict[str, PreviewLayout], max_fps: float, hide_unknowns: int | None = None) -> None:
+        """``hide_unknowns``: privacy.unknowns: blur, holding a missed unknown face's box this many frames
+        (stream/pipeline/privacy.py). Blurred here: the unknown faces' pixels never reach the web process."""
         self.max_fps = max_fps
+        self.hide = UnknownFaces(hide_unknowns) if hide_unknowns is not None else None
         self.boards = {name: PreviewBoard.attach(layout) for name, layout in layouts.items()}
 
     def on_frame(self, view: FrameView) -> None:
         """The frame and what is on it, for the web view (which draws and encodes it itself)."""
         board = self.boards.get(view.source)
+        hidden = self.hide.boxes(view) if self.hide is not None else None  # every frame: it follows the tracks
         if board is None or not board.wanted(self.max_fps):
             return
         xyxy = view.faces.xyxy
         overlay = [{"box": [round(float(v), 1) for v in xyxy[i]], "track_id": public, "identity": decided,
                     "label": f"#{public} {decided or 'unknown'}"}
                    for i, (public, decided) in enumerate(view.outcome.tracks)]
-        board.write(view.image(), overlay, view.frame.index, view.frame.capture_ts)
+        image = view.image()
+        if hidden is not None and len(hidden):
+            from stream.annotate import blur_boxes  # OpenCV: only for a run that blurs
 
-    def on_event(self, event: object) -> None:
-        pass
+            image = blur_boxes(image.copy(), hidden)  # a copy: the slot is every observer's
+        board.write(image, overlay, view.frame.index, view.frame.capture_ts)
+
+    def on_event(self, event: Event) -> None:
+        if self.hide is not None:
+            self.hide.on_event(event)
 
     def end_source(self, source: str) -> None:
-        pass
+        if self.hide is not None:
+            self.hide.end_source(source)
 
     def close(self) -> None:
         for board in self.boards.values():

@@ -150,9 +150,12 @@ def _tracks_in(db: Path) -> int:
 
 
 def test_times_are_iso_or_spans_before_now() -> None:
-    from stream.cli.history_cmd import parse_time, when
+    from stream.cli.history_cmd import when
+    from stream.history.times import parse_time
 
     assert parse_time("2h", now=10_000.0) == 10_000.0 - 7200
+    assert parse_time("1777626000") == 1777626000.0  # unix seconds, as the API and `search` took them
+    assert parse_time("2026-05-01T09:00", naive="utc") == 1777626000.0
     assert parse_time("1.5d", now=200_000.0) == 200_000.0 - 129_600
     assert parse_time("2026-05-01T09:00:00+00:00") == 1777626000.0
     with pytest.raises(FacestreamError, match="not a time"):

@@ -94,3 +94,30 @@ def test_what_is_left_after_the_drain_time_is_counted_dropped(tmp_path: Path) ->
     assert rec.stats().as_dict() == {"delivered": 0, "dropped": 4, "queued": 0, "skipped": 0}
     rec.write(identity(9, 1009.0))  # after close: counted, never lost silently
     assert rec.stats().dropped == 5
+
+
+def test_privacy_blur_writes_nothing_of_a_track_that_ends_unknown(tmp_path: Path) -> None:
+    url = str(tmp_path / "h.db")
+    rec = HistoryRecorder(url, HistoryConfig(url=url), MODEL, "run-1", keep_unknowns=False)
+    crop = np.full((32, 32, 3), 128, np.uint8)
+    for track_id in (1, 2, 3):
+        rec.open.setdefault(("cam1", track_id), OpenTrack()).add(0, 0.0, 5000.0, np.ones(4, np.float32), crop,
+                                                                 1.0, 0.9, 5)
+    # track 1 is undecided, then named: a named track is kept whole, its earlier frames included
+    rec.write(Event(type="identity", source="cam1", track_id=1, identity=None, frame=0, ts=5000.0))
+    rec.write(identity(1, 5001.0))
+    rec.write(Event(type="track_ended", source="cam1", track_id=1, identity="alice", frame=1, ts=5001.0))
+    # track 2 never named; track 3 named, then lost its name: both end unknown and leave nothing
+    rec.write(Event(type="identity", source="cam1", track_id=2, identity=None, frame=0, ts=5000.0))
+    rec.write(Event(type="track_ended", source="cam1", track_id=2, frame=1, ts=5001.0))
+    rec.write(identity(3, 5000.0))
+    rec.write(Event(type="track_ended", source="cam1", track_id=3, frame=1, ts=5001.0))
+    rec.close()
+    assert rec.stats().as_dict() == {"delivered": 3, "dropped": 0, "queued": 0, "skipped": 0, "private": 2}
+    assert not rec.open  # nothing of the unknown tracks is held either
+    with HistoryStore.open(url) as store:
+        assert [(r.track_id, r.identity) for r in store.tracks()] == [(1, "alice")]
+        assert [d.identity for d in store.decisions("run-1", "cam1", 1)] == ["alice"]
+        assert store.decisions("run-1", "cam1", 2) == []
+        # the decision naming track 3 is about an enrolled person: kept; the track itself is not
+        assert [d.identity for d in store.decisions("run-1", "cam1", 3)] == ["alice"]

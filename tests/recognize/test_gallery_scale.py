@@ -352,3 +352,53 @@ def test_a_run_with_a_large_indexed_gallery_names_lin(cli, tmp_path: Path):
     names = {e["identity"] for e in events if e["type"] == "identity" and e["identity"]}
     assert "lin-manuel-miranda" in names and not any(n.startswith("other-") for n in names), names
     assert len(list(index_dir(path).glob("*.faiss"))) == 1  # built by the publisher over the base
+
+
+def _people_gallery(n: int, seed: int) -> tuple[Gallery, np.ndarray]:
+    """``n`` entries of n/4 people (4 photos each, ~0.4 apart) and 1200 queries near some of them: as
+    a gallery of faces, not uniform noise, so nearest-neighbour ties are close."""
+    rng = np.random.default_rng(seed)
+    people = rng.normal(0, 0.1, (n // 4, 128)).astype(np.float32)
+    who = np.repeat(np.arange(len(people)), 4)
+    emb = people[who] + rng.normal(0, 0.025, (len(who), 128)).astype(np.float32)
+    g = Gallery("dlib-resnet-v1", "dlib-resnet-v1", "euclidean", 128, [f"p{i}" for i in who], emb)
+    queries = people[rng.integers(0, len(people), 1200)] + rng.normal(0, 0.03, (1200, 128)).astype(np.float32)
+    return g, queries
+
+
+@needs_faiss
+@pytest.mark.slow
+@pytest.mark.parametrize("config", [GallerySearchConfig(index="faiss"),
+                                    GallerySearchConfig(index="faiss", index_type="ivf", nprobe=64)],
+                         ids=["hnsw", "ivf"])
+def test_the_index_top1_agrees_with_exact_search(config):
+    """Seeded: each index's top-1 name is exact search's on >= 99.9% of queries, at exact distances."""
+    g, queries = _people_gallery(12_000, seed=11)
+    exact_names, exact_d = g.match(queries)
+    g.prepare(config)
+    assert g.search().index is not None and g.search().indexed == len(g)
+    names, d = g.match(queries)
+    same = np.array([a == b for a, b in zip(names, exact_names)])
+    assert same.mean() >= 0.999, same.mean()
+    np.testing.assert_allclose(d[same], exact_d[same], atol=1e-5)  # re-ranked exactly
+    assert (d >= exact_d - 1e-5).all()  # never nearer than the truth
+
+
+@needs_faiss
+@pytest.mark.slow
+def test_the_cached_index_is_the_kind_asked_for(tmp_path: Path):
+    """An HNSW cache is not read back as an IVF index (or one with other links): each is its own file."""
+    import faiss
+
+    path = tmp_path / "g.npz"
+    _gallery(2000).save(path)
+    for config, kind in ((GallerySearchConfig(index="faiss"), faiss.IndexHNSW),
+                         (GallerySearchConfig(index="faiss", index_type="ivf"), faiss.IndexIVF),
+                         (GallerySearchConfig(index="faiss", hnsw_m=16), faiss.IndexHNSW)):
+        g = Gallery.load(path)
+        g.prepare(config, index_dir(path))
+        assert isinstance(g.search().index, kind)
+        assert [p.name.split(".")[1] for p in index_dir(path).glob("*.faiss")] == [config.index_tag]
+    g = Gallery.load(path)
+    g.prepare(GallerySearchConfig(index="faiss", hnsw_m=16, ef_search=7), index_dir(path))
+    assert g.search().index.hnsw.efSearch == 7 and g.search().index.hnsw.nb_neighbors(1) == 16  # read, re-tuned

@@ -89,3 +89,41 @@ def test_a_turned_face_of_the_same_person_does_not_split(default_model):
         noisy = ann + rng.normal(0, 0.5 / np.sqrt(128), 128).astype(np.float32)
         stage.process(FrameResult("cam1", frame, 0.0, 0.0, _face(3, noisy), np.array([True])))
     assert stage.counts["splits"] == 0 and stage.counts["tracks"] == 1
+
+
+def test_a_frame_is_matched_in_one_search_with_its_tracks_means(default_model):
+    """Two faces a frame, each embedding just past the threshold but their tracks' means within it:
+    the means decide both tracks (``appearance.aggregate``), and every frame's faces and means go to
+    the gallery together, as one search (at 1M entries a search's fixed cost is what a frame pays)."""
+    from stream.recognize.appearance import AppearanceConfig
+
+    manifest = default_model.manifest
+    rng = np.random.default_rng(4)
+    ann, bob = rng.normal(0, 0.1, (2, 128)).astype(np.float32)
+    searches = []
+
+    class CountingGallery(Gallery):
+        def match(self, queries):
+            searches.append(len(queries))
+            return super().match(queries)
+
+    gallery = CountingGallery(manifest.name, manifest.embedding_space, manifest.metric, manifest.embedding_size)
+    gallery.add("ann", ann[None])
+    gallery.add("bob", bob[None])
+    appearance = AppearanceConfig(aggregate=True, split_factor=2.0)  # noisy embeddings, not another face
+    stage = RecognitionStage(manifest, gallery, VotingConfig(min_votes=3), appearance=appearance)
+
+    def off_by(person: np.ndarray, distance: float) -> np.ndarray:
+        step = rng.normal(0, 1, 128).astype(np.float32)
+        return person + step * (distance / np.linalg.norm(step))
+
+    events = []
+    for frame in range(5):
+        one, two = _face(1, off_by(ann, 0.65)), _face(2, off_by(bob, 0.65), x=300)
+        faces = Faces(np.concatenate([one.xyxy, two.xyxy]), [0.9, 0.9],
+                      np.concatenate([one.keypoints, two.keypoints]), track_id=[1, 2],
+                      embeddings=np.concatenate([one.embeddings, two.embeddings]))
+        events += stage.process(FrameResult("cam1", frame, frame / 30, 0.0, faces, np.array([True, True]))).events
+    assert searches == [2, 2, 4, 4, 4]  # from the 3rd embedding on, each track's mean is matched too
+    assert [(e.track_id, e.identity) for e in events if e.type == "identity"] == [(1, "ann"), (2, "bob")]
+    assert all(s.votes.by_aggregate for s in stage.tracks.values())

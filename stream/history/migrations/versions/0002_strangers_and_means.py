@@ -27,10 +27,15 @@ def upgrade() -> None:
         sa.Column("embedding_space", sa.String(200), nullable=False),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("name", sa.String(200)),  # set once they are named: the tracks carry the name too
+        sqlite_autoincrement=True,  # a forgotten stranger's number is never handed out again
     )
     op.add_column("tracks", sa.Column("stranger_id", sa.String(40)))
     op.create_index("ix_tracks_stranger", "tracks", ["stranger_id"])
     op.create_index("ix_tracks_space_ended", "tracks", ["embedding_space", "ended_at"])
+    # covers the History page's "who was seen that day": SQLite keeps a row's columns after the
+    # thumbnail in its overflow pages, so reading stranger_id from the row walked the thumbnail
+    op.create_index("ix_tracks_day", "tracks", ["started_at", "ended_at", "source", "identity", "stranger_id",
+                                                "faces", "detector_score"])
     op.create_table(
         "track_means",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # tracks.id
@@ -51,6 +56,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("track_means")
+    op.drop_index("ix_tracks_day", "tracks")
     op.drop_index("ix_tracks_space_ended", "tracks")
     op.drop_index("ix_tracks_stranger", "tracks")
     op.drop_column("tracks", "stranger_id")
