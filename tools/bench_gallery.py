@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import sys
 import tempfile
 import time
@@ -107,6 +106,31 @@ def synthetic(real: np.ndarray, n: int, seed: int = 0, lookalikes: float = 0.1) 
     step *= (rng.uniform(0.45, 0.7, size=(k, 1)) / np.linalg.norm(step, axis=1, keepdims=True)).astype(np.float32)
     out[crowd_n:] = base + step
     return out[rng.permutation(n)]
+
+
+_ARRAYS = ("xyxy", "kps", "scores", "ids", "emb")
+
+
+def save_frames(path: Path, frames: list[dict]) -> None:
+    """The clip's faces as plain arrays (npz, no pickle: a file is never code), with its layouts' names."""
+    arrays = {f"{i}_{key}": np.asarray(f[key]) for i, f in enumerate(frames) for key in _ARRAYS}
+    layouts = np.array([f["layout"].name for f in frames])
+    with open(path, "wb") as out:
+        np.savez(out, layouts=layouts, **arrays)
+
+
+def load_frames(path: Path) -> list[dict] | None:
+    """Frames ``save_frames`` wrote, or None (made again) when their layout is not the default detector's."""
+    from stream.faces import MEDIAPIPE_FACE
+
+    with np.load(path, allow_pickle=False) as data:
+        layouts = data["layouts"]
+        if any(name != MEDIAPIPE_FACE.name for name in layouts):
+            return None
+        frames = [{key: data[f"{i}_{key}"] for key in _ARRAYS} for i in range(len(layouts))]
+    for f in frames:
+        f["layout"], f["ids"] = MEDIAPIPE_FACE, [int(i) for i in f["ids"]]
+    return frames
 
 
 def publisher_ms(manifest, gallery, frames: list[dict], repeats: int = 1, reembed_every: int | None = None) -> float:
@@ -195,12 +219,11 @@ def main() -> int:
     model = ModelStore().get()
     manifest = model.manifest
     t0 = time.perf_counter()
-    if args.frames is not None and args.frames.is_file():  # a file this tool wrote (pickle: it holds the layout)
-        frames = pickle.loads(args.frames.read_bytes())
-    else:
+    frames = load_frames(args.frames) if args.frames is not None and args.frames.is_file() else None
+    if frames is None:
         frames = clip_frames(model, MEDIA / "short_hamilton_clip.mp4")
         if args.frames is not None:
-            args.frames.write_bytes(pickle.dumps(frames))
+            save_frames(args.frames, frames)
     real = np.concatenate([f["emb"] for f in frames if len(f["emb"])])
     print(f"clip: {len(frames)} frames, {len(real)} faces embedded in {time.perf_counter() - t0:.1f} s", flush=True)
     base = Gallery.new(manifest)
