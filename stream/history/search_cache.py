@@ -243,6 +243,18 @@ def _count_through(store, space: str, last_id: int) -> int:
                                 .where(t.embedding_space == space, t.id <= last_id)).scalar_one())
 
 
+def _newest(store, space: str) -> int:
+    """The space's newest row id: one step down the (space, id) index, however large the store. It
+    catches a commit the files' signature missed (the same clock tick, a WAL reused at the same size)."""
+    from sqlalchemy import func, select
+
+    from stream.history import tables as T
+
+    t = T.track_means.c
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.max(t.id)).where(t.embedding_space == space)).scalar() or 0)
+
+
 def _signature(url: str) -> list[list[int]]:
     """(mtime_ns, size, inode) of the store's file and its WAL: any commit changes one of them (a
     delete too: in WAL mode it appends to the WAL; a checkpoint rewrites the file)."""
@@ -261,8 +273,8 @@ def fresh_segments(store, space: str) -> list[Segment] | None:
     """The cache of ``store`` for ``space`` brought up to date with the database (rows written since
     appended, a cache that no longer matches rebuilt); None for a store that has no cache.
 
-    When the store's files have not changed since the last check (nothing committed since), the
-    database is not asked at all: at 1M rows its count alone costs more than the search."""
+    When the store's files have not changed since the last check and no row is newer than the newest
+    cached (nothing committed since), the count is not asked: at 1M rows it costs more than the search."""
     folder = cache_dir(store.url)
     if folder is None:
         return None
@@ -273,8 +285,8 @@ def fresh_segments(store, space: str) -> list[Segment] | None:
             segments = cache.segments()
             cached = sum(len(s.ids) for s in segments)
             state = {"signature": signature, "rows": cached, "last_id": segments[-1].last_id if segments else 0}
-            if segments and cache.state() == state:
-                return segments
+            if segments and cache.state() == state and _newest(store, space) == state["last_id"]:
+                return segments  # nothing committed since (the files say so, and no row is newer)
             if segments and _count_through(store, space, segments[-1].last_id) != cached:
                 segments = []  # rows deleted (or the store replaced): what is cached may hold them
             if not segments:

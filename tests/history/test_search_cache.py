@@ -166,3 +166,19 @@ def test_an_unchanged_store_is_not_asked_again(tmp_path: Path, monkeypatch):
         monkeypatch.undo()
         again = search_segments(fresh_segments(store, SPACE), q, 0.5, 10)
         assert 21 in {h.id for h in again}  # the new row (a copy of the query's track) is found
+
+
+def test_a_commit_the_files_signature_misses_is_still_seen(tmp_path: Path, monkeypatch):
+    """A commit in the same clock tick as the last check, into a WAL reused at the same size, leaves
+    the files' signature as it was: the newest row id still shows it."""
+    db = tmp_path / "h.db"
+    embs = _people(20, 8)
+    with HistoryStore.open(db) as store:
+        store.write_tracks(_tracks(embs, 0))
+        q = query_vector(embs[3])
+        fresh_segments(store, SPACE)
+        monkeypatch.setattr(search_cache, "_signature", lambda url: [[1, 2, 3], [4, 5, 6]])
+        fresh_segments(store, SPACE)  # the state now holds the frozen signature
+        store.write_tracks(_tracks(embs[3:4], 20))
+        again = search_segments(fresh_segments(store, SPACE), q, 0.5, 10)
+        assert 21 in {h.id for h in again}
