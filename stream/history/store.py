@@ -235,7 +235,7 @@ class HistoryStore:
         """Tracks that overlap [since, until], oldest first. ``unknown``: True only unknowns, False only named."""
         columns = [T.tracks.c[name] for name in _ROW_FIELDS]
         query = T.tracks.select().with_only_columns(*columns)
-        query = _filtered(query, identity=identity, source=source, since=since, until=until, unknown=unknown,
+        query = track_filter(query, identity=identity, source=source, since=since, until=until, unknown=unknown,
                           run_id=run_id)
         query = query.order_by(T.tracks.c.started_at, T.tracks.c.id)
         if limit is not None:
@@ -291,7 +291,7 @@ class HistoryStore:
             while True:
                 query = (table.select().with_only_columns(t.id, column, t.dim)
                          .where(t.embedding_space == embedding_space, t.id > last))
-                query = _filtered(query, source=source, since=since, until=until, table=table)
+                query = track_filter(query, source=source, since=since, until=until, table=table)
                 if min_faces:
                     query = query.where(t.faces >= min_faces)
                 if min_detector_score:
@@ -385,7 +385,7 @@ class HistoryStore:
         return pruned
 
 
-def _filtered(query: Any, *, identity: str | None = None, source: str | None = None, since: float | None = None,
+def track_filter(query: Any, *, identity: str | None = None, source: str | None = None, since: float | None = None,
               until: float | None = None, unknown: bool | None = None, run_id: str | None = None,
               table: Any = T.tracks) -> Any:
     t = table.c

@@ -25,7 +25,7 @@ import numpy as np
 from stream.errors import FacestreamError
 from stream.history import tables as T
 from stream.history.search import MIN_DETECTOR_SCORE, MIN_FACES
-from stream.history.store import from_blob
+from stream.history.store import from_blob, track_filter
 
 if TYPE_CHECKING:
     from stream.history.store import HistoryStore
@@ -58,13 +58,8 @@ def unknown_tracks(store: HistoryStore, *, since: float | None = None, until: fl
     tracks of a stranger already named (their later tracks stay unknown until a gallery knows them)."""
     t = T.tracks.c
     query = (T.tracks.select().with_only_columns(*(t[c] for c in _ROW_COLUMNS), t.mean, t.thumbnail)
-             .where(t.identity.is_(None), t.faces >= min_faces, t.detector_score >= min_detector_score))
-    if source is not None:
-        query = query.where(t.source == source)
-    if since is not None:
-        query = query.where(t.ended_at >= since)
-    if until is not None:
-        query = query.where(t.started_at <= until)
+             .where(t.faces >= min_faces, t.detector_score >= min_detector_score))
+    query = track_filter(query, source=source, since=since, until=until, unknown=True)
     named = {s.stranger_id for s in store.strangers(named=True)} if unnamed_only else set()
     found = []
     with store.engine.connect() as conn:

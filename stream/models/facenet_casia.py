@@ -32,6 +32,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from stream.errors import ModelError
+from stream.models.facenet import FACENET_TEMPLATE
 from stream.models.manifest import AlignmentTemplate, InputSpec, ModelManifest, sha256_file
 from stream.models.onnx_graph import GraphBuilder
 from stream.models.tf_graph import INSTALL_HINT, FrozenGraph
@@ -70,15 +71,9 @@ MTCNN_MARGIN_TEMPLATE = {
     "mouth_left": (58.2, 114.9),
     "mouth_right": (101.8, 114.9),
 }
-# The alternative measured against it: InsightFace's 112x112 template scaled to 160 (a tighter crop).
-_ARCFACE_112 = {
-    "left_eye": (38.2946, 51.6963),
-    "right_eye": (73.5318, 51.5014),
-    "nose": (56.0252, 71.7366),
-    "mouth_left": (41.5493, 92.3655),
-    "mouth_right": (70.7299, 92.2041),
-}
-ARCFACE_TEMPLATE = {k: (x * INPUT_SIZE / 112, y * INPUT_SIZE / 112) for k, (x, y) in _ARCFACE_112.items()}
+# The alternative measured against it: InsightFace's 112x112 template scaled to 160 (a tighter crop),
+# the one the FaceNet checkpoint import aligns to.
+ARCFACE_TEMPLATE = FACENET_TEMPLATE
 TEMPLATES = {"mtcnn-margin": MTCNN_MARGIN_TEMPLATE, "arcface": ARCFACE_TEMPLATE}
 TEMPLATE = "mtcnn-margin"
 
