@@ -1,4 +1,5 @@
-"""`facestream eval DATASET`: verification accuracy of models by the LFW protocol; open-set identification."""
+"""`facestream eval`: verification accuracy of models by the LFW protocol, over image pairs or video pairs (YouTube
+Faces: `--videos`); open-set identification."""
 
 from __future__ import annotations
 
@@ -38,6 +39,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="open-set identification: one sub-folder per identity; those not enrolled are strangers")
     p.add_argument("--threshold", type=float,
                    help="open-set threshold (default: this run's calibrated one, else the manifest's)")
+    v = p.add_argument_group(
+        "video-level protocol (YouTube Faces)",
+        "Pairs of videos, each represented by its first N frames: by the mean of their embeddings, and by the "
+        "mean distance of all their frame pairs (the FaceNet paper's YTF figure); 10 folds, the same report.")
+    v.add_argument("--videos", type=Path, metavar="DIR",
+                   help="YouTube Faces' layout DIR/<person>/<video number>/*.jpg (whole frames; the largest face) "
+                        "with its splits.txt ('split, person/n1, person/n2, ..., is_same'; --pairs, default "
+                        "DIR/splits.txt; none: pairs generated), or with --labels the saved tracks of "
+                        "`run --save-unknowns DIR` (aligned crops, embedded as they are)")
+    v.add_argument("--labels", type=Path, metavar="FILE",
+                   help="--videos of saved tracks: lines 'TRACK_FOLDER PERSON'; pairs generated (--seed, "
+                        "--pairs-per-fold); unlabelled tracks are left out")
+    v.add_argument("--frames", type=int, default=100, metavar="N",
+                   help="first N frames of each video (default 100, the FaceNet paper's)")
+    v.add_argument("--video-score", choices=["mean-embedding", "frame-pairs", "both"], default="both",
+                   help="report the mean-embedding score, the frame-pairs score, or both side by side (default)")
     p.set_defaults(func=run)
 
 
@@ -79,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
     from stream.models.store import DEFAULT_MODEL, ModelStore
     from stream.photos import detect_crops, embed_crops
 
+    if args.videos is not None:
+        return _run_videos(args)
+    if args.labels is not None:
+        raise FacestreamError(f"--labels {args.labels}: goes with --videos DIR")
     if args.dataset is None and args.probes is None:
         raise FacestreamError("eval: give a DATASET, or --gallery G --probes DIR")
     if (args.gallery is None) != (args.probes is None):
@@ -149,6 +170,53 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_videos(args: argparse.Namespace) -> int:
+    from stream.evaluate.plot import plot_roc
+    from stream.evaluate.video_scores import SCORES, check_crops_fit, evaluate_videos
+    from stream.evaluate.videos import SPLITS_FILE, load_tracks, load_ytf
+    from stream.models.store import DEFAULT_MODEL, ModelStore
+
+    for given, flag in ((args.dataset, "DATASET"), (args.probes, "--probes"), (args.gallery, "--gallery")):
+        if given is not None:
+            raise FacestreamError(f"--videos: not with {flag} {given} (one protocol per run)")
+    if args.save_threshold:
+        raise FacestreamError("--save-threshold: not with --videos (a video threshold is not a per-face one)")
+    if args.frames < 1:
+        raise FacestreamError(f"--frames {args.frames}: must be at least 1")
+    if args.plot is not None and not args.plot.parent.is_dir():
+        raise FacestreamError(f"{args.plot}: folder {args.plot.parent} not found")
+    root: Path = args.videos
+    if args.labels is not None:
+        videos = load_tracks(root, args.labels, args.pairs_per_fold, args.seed)
+    else:
+        splits = args.pairs or (root / SPLITS_FILE if (root / SPLITS_FILE).is_file() else None)
+        videos = load_ytf(root, splits, args.pairs_per_fold, args.seed)
+    scores = SCORES if args.video_score == "both" else (args.video_score,)
+    store = ModelStore()
+    results: list[dict] = []
+    curves: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+    caches: dict[str, dict] = {}
+    for name in dict.fromkeys(args.model or [DEFAULT_MODEL]):
+        model = store.get(name)
+        if videos.aligned:
+            check_crops_fit(videos, model, store)
+        cache = caches.setdefault(model.manifest.alignment.model_dump_json(), {})
+        for record, curve in evaluate_videos(videos, model, args.frames, scores, cache):
+            record["dataset"] = root.name
+            results.append(record)
+            curves[f"{model.name} {record['video_score']}"] = curve
+    if args.plot is not None:
+        plot_roc(curves, args.plot, f"ROC on {root.name} ({results[0]['pairs']} video pairs)")
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results))
+    else:
+        for record in results:
+            _print(record)
+        if args.plot is not None:
+            print(f"ROC curves: {args.plot}")
+    return 0
+
+
 def _open_set(args: argparse.Namespace, model, calibrated: float | None):
     from stream.evaluate.openset import open_set
     from stream.evaluate.pairs import scan_identities
@@ -171,6 +239,10 @@ def _open_set(args: argparse.Namespace, model, calibrated: float | None):
 
 def _print(r: dict) -> None:
     print(f"{r['model']} ({r['metric']}, manifest threshold {r['manifest_threshold']:g})")
+    if "video_score" in r:
+        how = "mean embedding" if r["video_score"] == "mean-embedding" else "mean distance of all frame pairs"
+        print(f"  videos: {r['video_score']} ({how} of the first {r['frames_per_video']} frames; {r['videos']} "
+              f"videos, {r['videos_without_face']} without a face; {r['frames_embedded']} frames embedded)")
     if "accuracy" in r:
         missing = f"{r['faces_missing']} of {r['images']} images with no face found"
         if r["pairs_excluded"]:

@@ -25,12 +25,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # Not choices=: onnx:<model> is open-ended (any installed model), checked by the trainer.
     p.add_argument("--backbone", default="mobilefacenet", metavar="NAME",
                    help=f"{' | '.join(BACKBONES)} (from scratch / facenet --weights), or onnx:<model> to fine-tune "
-                        "an installed model, e.g. onnx:dlib-resnet-v1 (converted by onnx2torch; its manifest's "
-                        "input, normalisation and template; exported L2-normalised with a held-out threshold)")
+                        "an installed model, e.g. onnx:dlib-resnet-v1, or facenet-casia for FaceNet's weights (its "
+                        "manifest's input, normalisation and template; exported L2-normalised with a held-out "
+                        "threshold)")
     p.add_argument("--weights", type=Path, metavar="CKPT",
                    help="facenet-pytorch InceptionResnetV1 checkpoint to fine-tune (--backbone facenet)")
-    p.add_argument("--loss", choices=["triplet", "angular"], default="triplet",
-                   help="triplet (default) or angular: additive cosine margin (CosFace), for comparison")
+    p.add_argument("--loss", choices=["triplet", "angular", "sphereface"], default="triplet",
+                   help="triplet (default); angular: additive cosine margin (CosFace, s 30, m 0.35); sphereface: "
+                        "A-Softmax, multiplicative angular margin cos(m theta) annealed from softmax "
+                        "(lambda = max(5, 1000 (1 + 0.12 iteration)^-1), the paper's); both need identity labels")
+    p.add_argument("--margin", type=int, default=4, metavar="M",
+                   help="--loss sphereface: the integer angular margin m, 1..5 (default 4, the paper's)")
     p.add_argument("--mining", choices=MODES, default="semi-hard")
     p.add_argument("--alpha", type=float, default=0.2, help="triplet margin on squared distances (default 0.2)")
     p.add_argument("--p", type=int, default=8, help="identities per batch (default 8)")
@@ -51,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from stream.train.loop import TrainConfig, format_history, train
 
     cfg = TrainConfig(name=args.out, dataset=args.dataset, from_tracks=args.from_tracks, backbone=args.backbone,
-                      weights=args.weights, loss=args.loss, mining=args.mining, alpha=args.alpha, p=args.p,
-                      k=args.k, epochs=args.epochs, lr=args.lr, holdout=args.holdout, seed=args.seed,
+                      weights=args.weights, loss=args.loss, margin=args.margin, mining=args.mining,
+                      alpha=args.alpha, p=args.p, k=args.k, epochs=args.epochs, lr=args.lr, holdout=args.holdout,
+                      seed=args.seed,
                       resume=args.resume, force=args.force, workdir=args.workdir, max_batches=args.max_batches,
                       progress=not args.no_progress)
     result = train(cfg)

@@ -4,4 +4,6 @@
 embedded through the one photo path (``stream.photos``), ``protocol`` scores distances by
 the FaceNet paper's 10-fold LFW protocol (pure numpy), ``openset`` scores a gallery against probes,
 ``calibration`` writes a calibrated threshold into the model's manifest, ``plot`` draws ROC curves.
+``videos`` reads video pairs (YouTube Faces' layout and splits, or labelled saved tracks) and
+``video_scores`` gives each pair one distance from its videos' first N frames, for the same protocol.
 """

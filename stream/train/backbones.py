@@ -8,13 +8,16 @@
   started from a facenet-pytorch checkpoint (the same file `models import-facenet` takes), to
   fine-tune.
 - ``onnx:<model-name>``: an installed model of the store (e.g. ``onnx:dlib-resnet-v1``, the default
-  model), its ONNX graph converted to a trainable torch module by ``onnx2torch``, to fine-tune the
-  production model itself. Its manifest gives the input size, normalisation and alignment
-  template. The conversion is checked against ONNX Runtime on real crops before training
-  (``check_conversion``). The module is wrapped to L2-normalise its output: the triplet loss's
-  margin is only meaningful on the unit sphere, and exporting the normalised output keeps what is
-  trained and what is matched the same space (the new manifest says ``output_normalized`` and its
-  threshold is re-measured on the held-out pairs, since e.g. dlib's raw 0.6 no longer applies).
+  model, or ``onnx:facenet-casia``, FaceNet's CASIA-WebFace weights; ``facenet-casia`` alone is an
+  alias), its ONNX graph turned into a trainable torch module, to fine-tune the production model itself.
+  ``stream.train.onnx_module`` runs the graphs of both built-in models with plain torch ops (no extra
+  package); other graphs go to ``onnx2torch``, which needs a torchvision matching torch. Its manifest
+  gives the input size, normalisation and alignment template. The conversion is checked against ONNX
+  Runtime on real crops before training (``check_conversion``). The module is wrapped to L2-normalise
+  its output: the triplet loss's margin is only meaningful on the unit sphere, and exporting the
+  normalised output keeps what is trained and what is matched the same space (the new manifest says
+  ``output_normalized`` and its threshold is re-measured on the held-out pairs, since e.g. dlib's raw
+  0.6 no longer applies).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ log = logging.getLogger(__name__)
 
 BACKBONES = ("mobilefacenet", "facenet")
 ONNX_PREFIX = "onnx:"  # --backbone onnx:<installed model name>
+# Built-in models one can name without the prefix: FaceNet's own weights, the start the paper's
+# fine-tuning assumes (``facenet`` alone is the architecture, from a facenet-pytorch checkpoint).
+ONNX_ALIASES = {"facenet-casia": "onnx:facenet-casia"}
 CONVERSION_ATOL = 1e-4  # converted torch module vs ONNX Runtime, max abs difference
 MOBILEFACENET_SIZE = 112
 MOBILEFACENET_DIM = 128
@@ -59,12 +65,17 @@ class BackboneSpec:
 
 
 def is_onnx(name: str) -> bool:
-    return name.startswith(ONNX_PREFIX)
+    return name.startswith(ONNX_PREFIX) or name in ONNX_ALIASES
+
+
+def onnx_model_name(name: str) -> str:
+    """The store's model name behind ``onnx:<name>`` or an alias."""
+    return ONNX_ALIASES.get(name, name)[len(ONNX_PREFIX):]
 
 
 def spec_for(name: str, store: ModelStore | None = None) -> BackboneSpec:
     if is_onnx(name):
-        model_name = name[len(ONNX_PREFIX):]
+        model_name = onnx_model_name(name)
         store = store or ModelStore()
         if model_name not in store.available_names():
             raise FacestreamError(f"--backbone {name}: no model {model_name!r} (installed or built-in: "
@@ -162,12 +173,20 @@ def build_mobilefacenet(size: int = MOBILEFACENET_SIZE, embedding_size: int = MO
 
 
 def convert_onnx(onnx_path: Path) -> Any:
-    """The ONNX graph as a torch ``fx.GraphModule`` whose initializers are trainable parameters."""
+    """The ONNX graph as a torch module whose float tensors are trainable parameters: by
+    ``onnx_module`` when it knows every op of the graph (the built-in models), else by onnx2torch."""
     torch = require_torch()
+    from stream.train import onnx_module
+
+    try:
+        return onnx_module.load(onnx_path).to(torch.float32)
+    except ModelError as exc:
+        log.info("%s; trying onnx2torch", exc)
     try:
         from onnx2torch import convert
     except ImportError as exc:
-        raise ModelError(f"--backbone onnx:...: needs onnx2torch (pip install 'facestream[finetune]'): {exc}") from None
+        raise ModelError(f"{onnx_path}: has ops only onnx2torch converts, which needs "
+                         f"pip install 'facestream[finetune]' and a torchvision matching torch: {exc}") from None
     try:
         module = convert(str(onnx_path))
     except NotImplementedError as exc:  # onnx2torch's way to say an op (or an op's attribute) has no converter
@@ -209,5 +228,5 @@ def check_conversion(module: Any, onnx_path: Path, inputs: np.ndarray, atol: flo
     module.train(was_training)
     diff = float(np.abs(got - expected).max())
     if not diff <= atol:
-        raise ModelError(f"{onnx_path}: onnx2torch conversion differs from ONNX Runtime by {diff:.2e} (> {atol})")
+        raise ModelError(f"{onnx_path}: the torch conversion differs from ONNX Runtime by {diff:.2e} (> {atol})")
     return diff

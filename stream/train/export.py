@@ -41,11 +41,14 @@ def onnx_parity(model: Any, onnx_path: Path, inputs: np.ndarray) -> float:
 
 
 def manifest_for(name: str, spec: BackboneSpec, onnx_path: Path, threshold: float, source: str) -> ModelManifest:
-    if not math.isfinite(threshold) or threshold <= 0:
-        log.warning("no usable held-out threshold; the manifest gets FaceNet's default %.2f", FACENET_THRESHOLD)
-        threshold = FACENET_THRESHOLD
     size = spec.size
     base = spec.base
+    if not math.isfinite(threshold) or threshold <= 0:
+        threshold = fallback_threshold(base)
+        log.warning("no usable held-out threshold (too few held-out faces per identity); the manifest gets "
+                    "%.3f (%s); calibrate it with `facestream eval DIR --save-threshold`", threshold,
+                    "the base model's, as a euclidean distance" if base is not None and base.output_normalized
+                    else "FaceNet's default")
     # Fine-tuned from an installed model: its preprocessing and template, unchanged (the crops were
     # made and normalised that way); the output is now L2-normalised (backbones.normalized_output),
     # so metric euclidean on unit vectors with the held-out threshold, not the base model's.
@@ -68,6 +71,14 @@ def manifest_for(name: str, spec: BackboneSpec, onnx_path: Path, threshold: floa
         alignment=template,
         precision="fp32",
     )
+
+
+def fallback_threshold(base: ModelManifest | None) -> float:
+    """The base model's threshold in the fine-tuned model's space (euclidean on unit vectors) when it has
+    a unit output: cosine distance t is euclidean sqrt(2 t) there. Else FaceNet's default."""
+    if base is None or not base.output_normalized:
+        return FACENET_THRESHOLD
+    return math.sqrt(2.0 * base.threshold) if base.metric == "cosine" else base.threshold
 
 
 def export_to_store(model: Any, spec: BackboneSpec, name: str, threshold: float, source: str,

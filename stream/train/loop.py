@@ -35,7 +35,8 @@ class TrainConfig:
     from_tracks: Path | None = None
     backbone: str = "mobilefacenet"
     weights: Path | None = None  # a facenet-pytorch checkpoint to fine-tune (facenet only)
-    loss: str = "triplet"  # triplet | angular
+    loss: str = "triplet"  # triplet | angular (CosFace) | sphereface (A-Softmax)
+    margin: int = 4  # SphereFace's integer angular margin m (--loss sphereface)
     mining: str = "semi-hard"
     alpha: float = 0.2
     p: int = 8
@@ -92,10 +93,12 @@ def _check(cfg: TrainConfig) -> None:
                               f"or {backbones.ONNX_PREFIX}<installed model>")
     if cfg.mining not in MODES:
         raise FacestreamError(f"--mining {cfg.mining}: choose from {', '.join(MODES)}")
-    if cfg.loss not in ("triplet", "angular"):
-        raise FacestreamError(f"--loss {cfg.loss}: choose triplet or angular")
-    if cfg.loss == "angular" and cfg.from_tracks is not None:
-        raise FacestreamError("--loss angular needs identity labels; with --from-tracks use --loss triplet")
+    if cfg.loss not in ("triplet", "angular", "sphereface"):
+        raise FacestreamError(f"--loss {cfg.loss}: choose triplet, angular or sphereface")
+    if cfg.loss != "triplet" and cfg.from_tracks is not None:
+        raise FacestreamError(f"--loss {cfg.loss} needs identity labels; with --from-tracks use --loss triplet")
+    if cfg.loss == "sphereface" and not 1 <= cfg.margin <= 5:
+        raise FacestreamError(f"--margin {cfg.margin}: SphereFace's margin is an integer from 1 to 5 (paper: 4)")
     if cfg.weights is not None and cfg.backbone != "facenet":
         raise FacestreamError(f"--weights {cfg.weights}: only for --backbone facenet")
     if cfg.epochs < 1 or cfg.alpha <= 0:
@@ -140,7 +143,7 @@ def train(cfg: TrainConfig, store: ModelStore | None = None) -> TrainResult:
         # Before any training: the converted graph must compute what the installed model does.
         sample = faces.crops[np.linspace(0, len(faces) - 1, min(8, len(faces))).astype(int)]
         diff = backbones.check_conversion(model.inner, spec.onnx_path, to_input_tensor(sample, in_spec))
-        log.info("%s: onnx2torch conversion matches ONNX Runtime to %.1e on %d crops", cfg.backbone, diff, len(sample))
+        log.info("%s: torch conversion matches ONNX Runtime to %.1e on %d crops", cfg.backbone, diff, len(sample))
     head = None
     params = list(model.parameters())
     if cfg.loss == "angular":
@@ -148,8 +151,16 @@ def train(cfg: TrainConfig, store: ModelStore | None = None) -> TrainResult:
 
         head = cosine_margin_head(spec.embedding_size, len(faces.names))
         params += list(head.parameters())
+    elif cfg.loss == "sphereface":
+        from stream.train.angular import sphereface_head
+
+        head = sphereface_head(spec.embedding_size, len(faces.names), cfg.margin)
+        params += list(head.parameters())
     lr = cfg.lr or (1e-4 if fine_tuning else 1e-3)
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=5e-4)
+    # No weight decay when fine-tuning: Adam scales the decay's gradient like any other, so with no active
+    # triplets (a pretrained model often separates the batch by more than alpha) it alone moves every
+    # weight by ~lr per step, eroding the pretrained weights (measured by tools/bench_finetune.py).
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=0.0 if fine_tuning else 5e-4)
     sampler = PKSampler(train_set.labels, cfg.p, cfg.k, cfg.seed, train_set.negatives)
 
     result = TrainResult(cfg.name)

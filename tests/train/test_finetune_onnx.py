@@ -1,5 +1,6 @@
-"""`--backbone onnx:dlib-resnet-v1`: the installed default model converted by onnx2torch, checked
-against ONNX Runtime on real aligned faces, fine-tuned for two steps, exported and run."""
+"""`--backbone onnx:dlib-resnet-v1`: the installed default model converted to torch (stream.train.onnx_module,
+no onnx2torch needed), checked against ONNX Runtime on real aligned faces, fine-tuned for two steps,
+exported and run."""
 
 from __future__ import annotations
 
@@ -20,8 +21,7 @@ from stream.train import backbones
 from stream.train.loop import TrainConfig, train
 from tests.conftest import REPO, media_path
 
-pytest.importorskip("torch")
-pytest.importorskip("onnx2torch")
+pytest.importorskip("torch", reason="PyTorch not installed: pip install -e '.[train]'")
 
 BASE = "dlib-resnet-v1"
 PHOTOS = {"obama": ("obama.jpg", "obama2.jpg"), "biden": ("biden.jpg",), "lin": ("lin-manuel-miranda.png",),
@@ -43,6 +43,7 @@ def _real_crops(store: ModelStore) -> dict[str, np.ndarray]:
     return {name: load_face_crops([media_path(f) for f in files], manifest) for name, files in PHOTOS.items()}
 
 
+@pytest.mark.slow  # converts and runs a 5.6 M-parameter network
 def test_converted_dlib_resnet_matches_onnx_runtime_on_real_crops(store):
     spec = backbones.spec_for(f"onnx:{BASE}", store)
     crops = np.concatenate(list(_real_crops(store).values()))
@@ -65,6 +66,7 @@ def _write_real_tracks(root: Path, crops: dict[str, np.ndarray]) -> Path:
     return root
 
 
+@pytest.mark.slow  # training steps, then `run` on the clip in a process
 def test_two_fine_tuning_steps_export_a_model_that_runs(store, tmp_path):
     tracks = _write_real_tracks(tmp_path / "tracks", _real_crops(store))
     cfg = TrainConfig(name="dlib-ft-test", from_tracks=tracks, backbone=f"onnx:{BASE}", p=3, k=2, epochs=1,
