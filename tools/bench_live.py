@@ -8,6 +8,13 @@ backlog means ~all of them, with drops counted, never queued), and capture->even
 
     python tools/bench_live.py [--seconds 30] [--json out.json]
     python tools/bench_live.py --checkout /tmp/old-facestream   # the same, with another tree's code
+
+An idle camera (``--still``): a still 640x360 picture (a textured wall with sensor noise, H.264
+made by GStreamer's openh264enc) served live at each rate given; for each, CPU per frame over a
+steady window of every process of ``facestream run`` with the motion gate on and off, against a
+process that only reads the stream with OpenCV (its decode alone):
+
+    python tools/bench_live.py --still 10 30 [--window 20]
 """
 
 from __future__ import annotations
@@ -34,8 +41,17 @@ def main() -> int:
     ap.add_argument("--checkout", type=Path, help="run facestream from this source tree (before/after figures)")
     ap.add_argument("--idle-seconds", type=float, default=0.0,
                     help="then stop the stream and measure each process's CPU while the pipeline idles")
+    ap.add_argument("--still", type=float, nargs="+", metavar="FPS",
+                    help="an idle camera: a still picture served live at these rates, gate on/off vs decode alone")
+    ap.add_argument("--still-size", default="640x360", help="WxH of the still picture")
+    ap.add_argument("--window", type=float, default=20.0, help="--still: seconds of steady state measured")
+    ap.add_argument("--warmup", type=float, default=12.0, help="--still: seconds after the start not measured")
     ap.add_argument("facestream_args", nargs="*")
     args = ap.parse_args()
+    if args.still:
+        from tools.bench_idle import idle_table
+
+        return idle_table(args, MEDIA)
 
     from tests.support.rtsp import RtspServer, gstreamer_rtsp_missing
     from tools.cpu_figures import format_cpu

@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--http", metavar="[HOST:]PORT",
                    help="serve the live web view (cameras, events, gallery) there; overrides web.http")
     p.add_argument("--realtime", action="store_true", help="pace files at their own frame rate")
+    p.add_argument("--fps", type=float, metavar="N",
+                   help="process N frames a second of every source, evenly by timestamp (overrides sources.fps; "
+                        "one source: --source NAME=SRC#fps=N)")
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on 127.0.0.1:PORT")
     p.add_argument("--max-batch", type=int, help="overrides batching.max_batch")
     p.add_argument("--summary-json", type=Path, help="also write the run summary as JSON")
@@ -80,6 +83,7 @@ OVERRIDES: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("start_time", "history.file_start", _same),
     ("http", "web.http", _same),
     ("realtime", "sources.realtime", _same),
+    ("fps", "sources.fps", _same),
     ("metrics_port", "output.metrics_port", _same),
     ("max_batch", "batching.max_batch", _same),
 )
@@ -171,9 +175,10 @@ def _history(s: dict) -> str:
 
 
 def _not_processed(s: dict) -> str:
-    """Frames a live camera sent that were not processed, each kind apart: dropped by the newest-frame
-    policy (by design under load) and corrupt (undecodable, skipped); lost ones go with the restarts."""
-    counts = {kind: int(s.get(kind) or 0) for kind in ("dropped", "corrupt")}
+    """Frames a source gave that were not processed, each kind apart: dropped by the newest-frame
+    policy (by design under load), corrupt (undecodable, skipped) and skipped for the processing rate
+    (sources.fps, by design); lost ones go with the restarts."""
+    counts = {kind: int(s.get(kind) or 0) for kind in ("dropped", "corrupt", "skipped")}
     if not any(counts.values()):
         return ""
     return "; frames " + ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)

@@ -54,7 +54,8 @@ class BatchingConfig(_Section):
 class RecognitionConfig(_Section):
     reembed_every: int = Field(
         default=10, ge=1, le=1000,
-        description="frames between re-embeddings of a track that already has a confident identity",
+        description="frames (at the source's own rate, whatever sources.fps) between re-embeddings of a track "
+                    "that already has a confident identity",
     )
     max_faces_per_frame: int = Field(
         default=16, ge=1, le=256, description="largest faces embedded per frame; the rest are tracked only"
@@ -88,6 +89,24 @@ class SourceConfig(_Section):
                     "exits 1; null = retry forever",
     )
     realtime: bool = Field(default=False, description="pace files at their own frame rate")
+    fps: float | None = Field(
+        default=None, gt=0, le=1000,
+        description="frames a second to process of each source, taken evenly by timestamp (the others are "
+                    "skipped before they are converted, counted as skipped); settings counted in frames keep "
+                    "meaning frames at the source's own rate. A source's --source ...#fps=N wins; null = every frame",
+    )
+    hw_decode: str = Field(
+        default="cpu", pattern=r"^(cpu|any|vaapi|d3d11|mfx)$",
+        description="video decode through OpenCV's FFmpeg: cpu | any (the first hardware decoder the build and "
+                    "machine offer, else the CPU) | vaapi | d3d11 | mfx (that one, or the run stops with an error); "
+                    "see docs/configuration.md",
+    )
+
+    @field_validator("hw_decode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        # YAML reads a bare `off` (or `no`) as false: that is what the user meant by it
+        return "cpu" if value is False else value
 
     @model_validator(mode="after")
     def _backoff_order(self) -> SourceConfig:

@@ -61,6 +61,18 @@ class DetectorConfig(BaseModel):
                     "(rescanned anyway after 4 x scan_every frames); a fixed camera's still background "
                     "then costs nothing",
     )
+    motion_gate: bool = Field(
+        default=True,
+        description="video: a frame in which nothing moved since the last whole scan, while no track is open, "
+                    "skips the detector and all that follows it (an idle camera costs little more than its "
+                    "decode); false: every frame goes to the detector",
+    )
+    idle_rescan_s: float = Field(
+        default=10.0, gt=0.0, le=3600.0,
+        description="video, with motion_gate: seconds of stream after which a still picture is scanned anyway "
+                    "(a still face whose track was lost is found again within this time; each costs one whole "
+                    "scan: ~7 tile looks at 640x360, 35 at 1080p)",
+    )
     closer_look_model: Literal["short", "full", "both"] = Field(
         default="both",
         description="model for the closer looks at tracks and candidates. both: short-range first (the "

@@ -34,6 +34,9 @@ _SOURCE_INTS = (
     "read_skipped",  # reader: frames a resumed file could not be positioned on
     "live_dropped",  # reader: live frames dropped (newest-frame policy), kept current
     "corrupt",  # reader: live frames that did not decode and were skipped, kept current
+    "skipped",  # reader: frames passed over for the processing rate (sources.fps) or held back as still
+    # (a live source the detect worker found idle: stream/pipeline/still.py), kept current
+    "idle",  # detect worker: 1 while the source's last frame was still with no track open, else 0
     "sent",  # reader of a live source: frames sent into the pipeline (the next FrameMsg.seq)
     "end_read", "end_detect", "end_embed", "end_publish",  # 1 once that stage passed the source's end on
     "frames",  # publisher: frames published
@@ -47,6 +50,8 @@ _SOURCE_INTS = (
 )
 _SOURCE_FLOATS = (
     "offline_since",  # reader: wall-clock time a live source went down (0: it is up)
+    "frame_step",  # reader, once open: source frames per processed frame (1: every frame), for the
+    # workers that convert settings counted in the source's frames (stream/sources/rate.py frame_step)
 )
 ERROR_BYTES = 160  # a source's last error, UTF-8, NUL-padded: enough for one line naming the problem
 END_MARKERS = {"reader": "end_read", "detect": "end_detect", "embed": "end_embed", "publish": "end_publish"}

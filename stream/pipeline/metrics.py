@@ -24,6 +24,9 @@ class PipelineMetrics:
                           registry=self.registry)
         self.corrupt = Gauge("facestream_frames_corrupt", "live frames that did not decode (skipped)", ["source"],
                              registry=self.registry)
+        self.skipped = Gauge("facestream_frames_skipped", "frames passed over for the processing rate "
+                             "(sources.fps) or held back as still (an idle live camera), by design", ["source"],
+                             registry=self.registry)
         self.online = Gauge("facestream_source_online", "1 while a source gives frames, 0 while it is down",
                             ["source"], registry=self.registry)
         self.reconnects = Gauge("facestream_source_reconnects", "connection attempts of a live source after its "
@@ -56,6 +59,7 @@ class PipelineMetrics:
             self.dropped.labels(source).set(int(led["live_dropped"]))
             self.lost.labels(source).set(int(led["lost"]))
             self.corrupt.labels(source).set(int(led["corrupt"]))
+            self.skipped.labels(source).set(int(led["skipped"]))
             self.online.labels(source).set(int(led["online"]))
             self.reconnects.labels(source).set(int(led["reconnects"]))
         for worker, count in ledger.restarts().items():

@@ -137,6 +137,8 @@ class Publisher:
         led["last_seq"] = max(frame.seq, int(led["last_seq"]))
         led.add("frames")
         stage = self.stages[src]
+        if src not in self.epochs:  # the source's first frame here: its reader has set its frame step
+            stage.voting = stage.voting.at_frame_step(float(led["frame_step"]) or 1.0)
         if self.epochs.setdefault(src, fm.epoch) != fm.epoch:
             # A new detect worker: its tracker numbers from 1 again, so every open track ends here.
             self._emit(stage.flush(src, reason="worker_restarted"))
@@ -323,6 +325,7 @@ class Publisher:
             "dropped": sum(int(led["live_dropped"]) for led in self.ledger.sources.values()),
             "lost": sum(int(led["lost"]) for led in self.ledger.sources.values()),
             "corrupt": sum(int(led["corrupt"]) for led in self.ledger.sources.values()),
+            "skipped": sum(int(led["skipped"]) for led in self.ledger.sources.values()),
             "published": zmq["delivered"] if zmq is not None else None,
             "publish_dropped": zmq["dropped"] if zmq is not None else None,
             "publish_unheard": zmq["unheard"] if zmq is not None else None,
@@ -351,7 +354,7 @@ class Publisher:
         led = self.ledger.sources[name]
         online, since = bool(led["online"]), float(led["offline_since"])
         return {"online": online, "reconnects": int(led["reconnects"]), "dropped": int(led["live_dropped"]),
-                "corrupt": int(led["corrupt"]), "lost": int(led["lost"]),
+                "corrupt": int(led["corrupt"]), "lost": int(led["lost"]), "skipped": int(led["skipped"]),
                 "offline_s": round(max(time.time() - since, 0.0), 1) if since and not online else None,
                 "last_error": led.last_error()}
 
@@ -360,7 +363,8 @@ class Publisher:
         return {"read": int(led["read_next"]), "frames": int(led["frames"]), "lost": int(led["lost"]),
                 "lost_frames": self.lost_ranges.get(name, []), "duplicates": int(led["duplicates"]),
                 "skipped_on_resume": int(led["read_skipped"]), "dropped": int(led["live_dropped"]),
-                "corrupt": int(led["corrupt"]), "reconnects": int(led["reconnects"])}
+                "corrupt": int(led["corrupt"]), "reconnects": int(led["reconnects"]),
+                "skipped": int(led["skipped"])}
 
     def close(self) -> None:
         for observer in self.observers:

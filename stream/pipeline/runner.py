@@ -148,6 +148,15 @@ def run_pipeline(
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+def _frames_fps(info: SourceInfo, config: AppConfig) -> float:
+    """The rate of the frames a source gives the pipeline (an annotated video's): its processing rate
+    where one is set below its own (0: unknown, a live source's before it connects)."""
+    rate = info.spec.rate(config.sources.fps)
+    if rate is None:
+        return info.fps
+    return min(info.fps, rate) if info.fps > 0 else rate
+
+
 def _worker_names(infos: list[SourceInfo], config: AppConfig) -> list[str]:
     """Process names by heartbeat index, in the order ``_start`` starts them."""
     n_detect = min(config.pipeline.detect_workers, len(infos))
@@ -233,7 +242,7 @@ def _start(config: AppConfig, model: InstalledModel, infos: list[SourceInfo], la
         idx = next(slot_of)
         sup.start(ProcessSpec("publish", publish_main, (PublishSpec(
             idx, config, manifest, layouts, publish_in, free_slots, {n: feedback[worker_of[n]] for n in names},
-            summary_q, publish_ready, annotate, {i.spec.name: i.fps for i in infos},
+            summary_q, publish_ready, annotate, {i.spec.name: _frames_fps(i, config) for i in infos},
             web.publish_sinks() if web is not None else [], web.publish_observers() if web is not None else [],
             source_files={i.spec.name: i.spec.uri for i in infos if not i.spec.live}),),
             idx))
@@ -246,7 +255,8 @@ def _start(config: AppConfig, model: InstalledModel, infos: list[SourceInfo], la
             idx = next(slot_of)
             sup.start(ProcessSpec(
                 f"reader-{name}", reader_main,
-                (ReaderSpec(idx, source_info.spec, config, layouts[name], free_slots[name], frames_in[name], go),),
+                (ReaderSpec(idx, source_info.spec, config, layouts[name], free_slots[name], frames_in[name], go,
+                            hold_still=annotate is None),),  # an annotated video shows every frame
                 idx, on_give_up=lambda reason, n=name: _give_up_reader(shared, frames_in[n], n, reason),
             ))
         started = time.monotonic()
@@ -282,7 +292,8 @@ def _drive(running: _Running, shared: Shared, stops: StopSignals, bar: Any) -> d
             log.warning("%s: draining (send again to force)", stops.requested)
         running.sup.poll()
         if bar is not None:
-            bar.n = sum(int(led["frames"]) for led in shared.ledger.sources.values())
+            # frames skipped for the processing rate are part of the way through a file too
+            bar.n = sum(int(led["frames"]) + int(led["skipped"]) for led in shared.ledger.sources.values())
             bar.refresh()
         if running.sup.is_done("publish"):
             try:

@@ -26,6 +26,7 @@ class ReaderSpec:
     free_slots: Any  # Channel[int]: free slot tokens
     out: Any  # Channel to the source's detect worker
     go: Any = None  # Event: every downstream worker is ready; start reading
+    hold_still: bool = True  # a live source's still frames may be held back while idle (not with --annotate)
 
 
 @dataclass

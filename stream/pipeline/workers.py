@@ -8,6 +8,7 @@ ONNX session, CUDA context) are created here, inside the process that uses them.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import time
 from typing import Any
@@ -28,6 +29,8 @@ from stream.track.sort import EndedTrack
 log = logging.getLogger(__name__)
 
 POLL_S = 0.25
+_ENTERING_FRAMES = 3  # after still frames, these get the whole scan of what moved (a face entering)
+_EVERY_TRACK = 1 << 30  # misses: a track open however long unseen
 
 
 # ---------------------------------------------------------------------------------------------
@@ -37,6 +40,7 @@ POLL_S = 0.25
 def reader_main(spec: ReaderSpec, shared: Shared) -> None:
     from stream.sources.live import ReconnectPolicy
     from stream.sources.open import open_source
+    from stream.sources.rate import frame_step
 
     init_process(shared, spec.index, f"reader:{spec.source.name}")
     ledger = shared.ledger.sources[spec.source.name]
@@ -47,6 +51,7 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
     slots = SlotPool(spec.free_slots, ledger.holders)
     # A restarted reader goes on from the next frame its predecessor did not send: a file resumes
     # there, a live source numbers on from there, so frame numbers and pts never go back.
+    rate = spec.source.rate(cfg.fps)  # frames a second to process; None: every frame
     source = open_source(
         spec.source,
         realtime=cfg.realtime,
@@ -55,10 +60,23 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
         read_timeout_s=cfg.read_timeout_s,
         start_frame=int(ledger["read_next"]),
         give_up_after_s=cfg.give_up_after_s,
+        fps=rate,
+        hw_decode=cfg.hw_decode,
     )
+    # Frames the rate skips leave gaps in a file's frame numbers too: then frames sent are counted, as
+    # a live source's are, and only a gap in that count is a frame lost.
+    counted = spec.source.live or rate is not None
+    # A live camera the detect worker finds idle: its still frames are held back here, before the copy
+    # into a slot and the messages through every process (stream/pipeline/still.py).
+    still = None
+    if spec.source.live and spec.hold_still and spec.config.detector.motion_gate:
+        from stream.pipeline.still import StillFrames
+
+        still = StillFrames(resend_s=spec.config.detector.idle_rescan_s / 2)
     frames = dropped = 0
     dropped_before = int(ledger["live_dropped"])
     corrupt_before = int(ledger["corrupt"])
+    skipped_before = int(ledger["skipped"])
     reconnects_before = int(ledger["reconnects"])  # a restarted reader counts on from its predecessor
     error: str | None = None
     try:
@@ -84,6 +102,9 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
             if frame is None:
                 break
             read_ms = (time.perf_counter() - t0) * 1e3
+            if still is not None and still.hold(frame.image, frame.capture_ts, bool(ledger["idle"])):
+                ledger["skipped"] = skipped_before + source.stats.frames_skipped + still.held
+                continue
             slot = slots.take(frame.index, wait=not spec.source.live, shared=shared, index=spec.index)
             if slot is None:
                 if shared.stop.is_set():
@@ -95,7 +116,8 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
                 ring.frame(slot, h, w)[...] = image
                 ledger["read_next"] = frame.index + 1
                 seq = -1  # a file has no dropped frames: a gap in its frame numbers is a frame lost
-                if spec.source.live:
+                ledger["frame_step"] = frame_step(rate, source.fps)  # a live source's fps is known once it is up
+                if counted:
                     seq = int(ledger["sent"])
                     ledger["sent"] = seq + 1  # before the put, as read_next: a kill between is a frame lost
                 spec.out.put(FrameMsg(spec.source.name, slot, frame.index, frame.pts, frame.capture_ts, h, w,
@@ -103,12 +125,14 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
                 frames += 1
             ledger["live_dropped"] = dropped_before + dropped + _source_drops(source)
             ledger["corrupt"] = corrupt_before + _source_corrupt(source)
+            ledger["skipped"] = skipped_before + source.stats.frames_skipped + (still.held if still else 0)
     except FacestreamError as exc:
         error = str(exc)
         log.error("%s", exc)
     finally:
         ledger["live_dropped"] = dropped_before + dropped + _source_drops(source)
         ledger["corrupt"] = corrupt_before + _source_corrupt(source)
+        ledger["skipped"] = skipped_before + source.stats.frames_skipped + (still.held if still else 0)
         if spec.source.live:  # a file that failed to open was never up
             _record_state(ledger, source, reconnects_before)
         source.close()
@@ -210,7 +234,7 @@ def detect_main(spec: DetectSpec, shared: Shared) -> None:
     epoch = incarnation(shared, spec.index)
     ends = SourceEnds(shared.ledger, "detect", spec.layouts)
     rings = {name: FrameRing.attach(layout) for name, layout in spec.layouts.items()}
-    videos = {name: VideoFaces(cfg) for name in rings}
+    videos: dict[str, VideoFaces] = {}  # made at a source's first frame, once its reader knows its frame step
     detector = FaceDetector(cfg.detector)
     with pyplot_placeholder():  # this process never draws: start 0.85 s sooner
         detector.load()
@@ -231,7 +255,14 @@ def detect_main(spec: DetectSpec, shared: Shared) -> None:
             if isinstance(msg, EndOfSource):
                 ends.pass_on(msg, spec.out.put)
                 continue
-            spec.out.put(_detect_frame(msg, rings[msg.source], detector, aligner, videos[msg.source], epoch))
+            video = videos.get(msg.source)
+            if video is None:
+                step = float(shared.ledger.sources[msg.source]["frame_step"]) or 1.0
+                video = videos[msg.source] = VideoFaces(cfg, frame_step=step)
+            spec.out.put(_detect_frame(msg, rings[msg.source], detector, aligner, video, epoch))
+            idle = int(video.idle)
+            if shared.ledger.sources[msg.source]["idle"] != idle:  # tells the reader to hold still frames
+                shared.ledger.sources[msg.source]["idle"] = idle
     finally:
         detector.close()
         for ring in rings.values():
@@ -241,13 +272,19 @@ def detect_main(spec: DetectSpec, shared: Shared) -> None:
 class VideoFaces:
     """One source's per-frame state in the detect worker: tracker, scene cuts, scan plan, cadence."""
 
-    def __init__(self, cfg: AppConfig) -> None:
+    def __init__(self, cfg: AppConfig, frame_step: float = 1.0) -> None:
+        """frame_step: source frames per processed frame (sources.fps; 1: every frame). Settings counted
+        in frames mean the source's frames: the tracker converts its own, the rolling scan covers the
+        frames skipped since the last processed one, and the rest compare frame numbers, which are
+        the source's (stream/track/timescale.py)."""
         from stream.detect.scan import ScanPlanner
         from stream.track.cadence import EmbeddingCadence
         from stream.track.scene import SceneCutDetector
         from stream.track.sort import SortTracker
 
-        self.tracker = SortTracker(cfg.tracker)
+        self.tracker = SortTracker(cfg.tracker, frame_step=frame_step)
+        self._span = max(1, math.ceil(frame_step - 1e-6))  # most source frames one processed frame stands for
+        self._last_frame: int | None = None
         self.cadence = EmbeddingCadence(cfg.recognition.reembed_every)
         self.scenes = SceneCutDetector()
         self.planner = ScanPlanner(cfg.detector.scan_every)
@@ -256,9 +293,21 @@ class VideoFaces:
             from stream.detect.motion import TileMotion
 
             self.motion = TileMotion(rescan_after=4 * cfg.detector.scan_every)
+        self.gate = None
+        if cfg.detector.motion_gate:
+            from stream.detect.motion import MotionGate, StreamClock
 
-    def detect(self, image: np.ndarray, frame: int, detector) -> tuple[Faces, list[EndedTrack], np.ndarray]:
-        """Tracked faces of a frame, the tracks that ended, and which faces to embed now."""
+            self.gate, self.clock = MotionGate(cfg.detector.idle_rescan_s), StreamClock()
+        self._since_still = _ENTERING_FRAMES  # frames the detector saw since the gate last skipped one
+        self._nothing: Faces | None = None  # what a skipped frame returns (empty, never changed)
+        self.idle = False  # the last frame was still with no track open: the gate kept it from the detector
+
+    def detect(self, image: np.ndarray, frame: int, detector, pts: float | None = None,
+               capture_ts: float = 0.0) -> tuple[Faces, list[EndedTrack], np.ndarray]:
+        """Tracked faces of a frame, the tracks that ended, and which faces to embed now.
+
+        pts, capture_ts: the frame's times (seconds), for the motion gate's rescans; without them
+        the frame is taken to be ``frame / 30`` s into the stream."""
         from stream.track.cadence import in_doubt
 
         predicted = self.tracker.predicted_boxes()
@@ -269,12 +318,32 @@ class VideoFaces:
             predicted = predicted[:0]
         else:
             ended = []
-        full = self.planner.full_scan(frame, len(predicted), cut)
+        full = force_tiles = False
+        if self.gate is not None:
+            tracked = len(predicted) > 0 or len(self.tracker.predicted_boxes(_EVERY_TRACK)) > 0
+            t = self.clock.advance(frame / 30.0 if pts is None else pts, capture_ts)
+            verdict = self.gate.decide(self.scenes.gray, t, tracked, force=cut)
+            self.idle = verdict == "skip"
+            if verdict == "skip":  # nothing moved, no track open: no detector, tracker, scan or alignment
+                self._since_still = 0
+                if self._nothing is None or self._nothing.layout != detector.model.layout:
+                    self._nothing = Faces.empty(detector.model.layout)
+                return self._nothing, ended, np.zeros(0, bool)
+            # A face entering a still picture: the whole scan of the tiles that changed, for the
+            # first frames after the still ones, so that it is found as soon as it is in view.
+            full = force_tiles = verdict == "full"
+            full |= not tracked and self._since_still < _ENTERING_FRAMES
+            self._since_still += 1
+        full = self.planner.full_scan(frame, len(predicted), cut) or full
+        if self.gate is not None and full:
+            self.gate.scanned(self.scenes.gray, t)
         tiles = None
         if self.motion is not None and detector.config.tiling != "off":
             h, w = image.shape[:2]
             tiles = self.motion.select(self.scenes.gray, self.scenes.scale, detector.tiles(w, h),
-                                       detector.scheduled_tiles(w, h, frame, full), frame, force=cut)
+                                       self._scheduled(detector, w, h, frame, full), frame, force=cut or force_tiles)
+        elif self._span > 1 and detector.config.tiling != "off":
+            tiles = self._scheduled(detector, *image.shape[1::-1], frame, full)
         faces = self.tracker.update(detector.detect_frame(image, frame, predicted, full_scan=full, tile_indices=tiles))
         ended += self.tracker.pop_ended()
         for track in ended:
@@ -282,11 +351,22 @@ class VideoFaces:
         embed = self.cadence.select(faces.track_id, frame, doubt=in_doubt(faces.xyxy))
         return faces, ended, embed
 
+    def _scheduled(self, detector, w: int, h: int, frame: int, full: bool) -> np.ndarray:
+        """The rolling scan's tiles due at ``frame`` and at the source frames skipped since the last
+        processed one (at most one processed frame's worth): the scan covers the picture in the same
+        time at any processing rate. At every frame, the tiles of ``frame`` alone."""
+        last, self._last_frame = self._last_frame, frame
+        span = 1 if last is None else max(1, min(frame - last, self._span))
+        if full or span == 1:
+            return detector.scheduled_tiles(w, h, frame, full)
+        due = [detector.scheduled_tiles(w, h, f) for f in range(frame - span + 1, frame + 1)]
+        return np.unique(np.concatenate(due))
+
 
 def _detect_frame(msg: FrameMsg, ring: FrameRing, detector, aligner, video: VideoFaces, epoch: int) -> FacesMsg:
     t0 = time.perf_counter()
     image = ring.frame(msg.slot, msg.height, msg.width)
-    faces, ended, embed = video.detect(image, msg.index, detector)
+    faces, ended, embed = video.detect(image, msg.index, detector, msg.pts, msg.capture_ts)
     rows = np.flatnonzero(embed)
     limit = ring.layout.max_faces
     if len(rows) > limit:  # keep the largest faces: they recognise best

@@ -7,6 +7,12 @@ either way, since they are the ones a model gets wrong. Evidence decays slowly, 
 who it is now, not who it was a minute ago. A name is decided once it has ``min_votes`` votes and
 leads the runner-up (unknown included) by ``margin`` of the total weight; a decided name yields
 only to a challenger (or to unknown) whose weight exceeds it by ``switch_ratio``.
+
+``min_votes`` and ``decay`` count observations of a track embedded every frame of the source's own
+rate. A source processed at a lower rate (``sources.fps``) sees a face one frame in ``frame_step``:
+each observation then stands for the ``frame_step`` frames around it (at 30 fps they would have
+said nearly the same), so ``VotingConfig.at_frame_step`` converts both and a name is decided, and
+forgotten, in the same time. Weights need no scaling: every decision compares them relatively.
 """
 
 from __future__ import annotations
@@ -15,13 +21,17 @@ from collections import defaultdict
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from stream.track.timescale import processed_frames
+
 UNKNOWN = "__unknown__"
 
 
 class VotingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
-    min_votes: int = Field(default=3, ge=1, le=1000, description="matching observations a name needs to be decided")
+    min_votes: int = Field(default=3, ge=1, le=1000,
+                           description="matching observations a name needs to be decided (of a face embedded every "
+                                       "frame at the source's own rate, whatever sources.fps)")
     margin: float = Field(default=0.25, ge=0.0, le=1.0,
                           description="lead over the runner-up (unknown included), as a share of all vote weight")
     switch_ratio: float = Field(default=2.0, ge=1.0, le=100.0,
@@ -32,7 +42,8 @@ class VotingConfig(BaseModel):
                                             "outweighs it this many times: profile views and blur produce "
                                             "non-matches for a known face, so revoking needs more than switching")
     decay: float = Field(default=0.97, gt=0.0, le=1.0,
-                         description="weight kept by older evidence per new observation (1 = never forget)")
+                         description="weight kept by older evidence per new observation, at the source's own "
+                                     "rate (1 = never forget)")
     min_quality: float = Field(default=0.1, ge=0.0, le=1.0,
                                description="weight of a match right at the threshold (a perfect match weighs 1)")
     unknown_weight: float = Field(default=0.5, ge=0.0, le=10.0,
@@ -44,6 +55,15 @@ class VotingConfig(BaseModel):
                                    description="a decided name with this share of the weight, or a clear stranger "
                                                "(unknown with this share after 2 x min_votes observations), is "
                                                "confident: re-embedded only every recognition.reembed_every frames")
+
+    def at_frame_step(self, frame_step: float) -> VotingConfig:
+        """These settings for a source processed one frame in ``frame_step`` (itself at 1)."""
+        if frame_step <= 1.0:
+            return self
+        # A name never rests on one observation where the setting asks for several: at 30 fps three
+        # agreeing frames filter a one-off match; one frame at 10 fps would not.
+        min_votes = processed_frames(self.min_votes, frame_step, least=min(2, self.min_votes))
+        return self.model_copy(update={"min_votes": min_votes, "decay": self.decay ** frame_step})
 
 
 class TrackVotes:

@@ -15,7 +15,8 @@ class SourceTimeout(TimeoutError):
 
 @dataclass
 class SourceStats:
-    frames_read: int = 0
+    frames_read: int = 0  # frames returned by read() (taken at the processing rate, if one is set)
+    frames_skipped: int = 0  # frames passed over for the processing rate (sources.fps): never decoded to BGR
     frames_dropped: int = 0  # live: frames replaced by a newer one before anyone took them
     frames_corrupt: int = 0  # live: frames that did not decode, skipped (the stream went on)
     reconnects: int = 0  # live: connection attempts after the first (at start or after a loss)

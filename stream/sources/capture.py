@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -15,11 +16,58 @@ from stream.sources.credentials import split_url
 from stream.sources.http_check import http_problem, is_http
 from stream.sources.spec import SourceSpec
 
+log = logging.getLogger(__name__)
+
+#: ``sources.hw_decode`` -> OpenCV's video acceleration (FFmpeg backend). ``any`` falls back to the CPU
+#: when the build or machine has none; a named one fails the open instead.
+HW_DECODE = {"cpu": cv2.VIDEO_ACCELERATION_NONE, "any": cv2.VIDEO_ACCELERATION_ANY,
+             "vaapi": cv2.VIDEO_ACCELERATION_VAAPI, "d3d11": cv2.VIDEO_ACCELERATION_D3D11,
+             "mfx": cv2.VIDEO_ACCELERATION_MFX}
+# Process-wide: each reader process opens one source under one run-wide config, and this keeps the
+# source classes' signatures as they are.
+_hw_decode = "cpu"
+
+
+def use_hw_decode(mode: str) -> None:
+    """Ask for ``mode`` (a key of HW_DECODE) at every capture this process opens from now on."""
+    if mode not in HW_DECODE:
+        raise FacestreamError(f"sources.hw_decode: {mode!r} is not one of {', '.join(HW_DECODE)}")
+    global _hw_decode
+    _hw_decode = mode
+
+
+def decode_params() -> list[int]:
+    """The VideoCapture parameters for the hardware decode asked for ([] for cpu: OpenCV's default)."""
+    return [] if _hw_decode == "cpu" else [cv2.CAP_PROP_HW_ACCELERATION, HW_DECODE[_hw_decode]]
+
+
+def open_capture(uri: str, backend: int, params: list[int]) -> cv2.VideoCapture:
+    """``cv2.VideoCapture(uri, backend, params + decode_params())``. A named hardware decoder that this
+    OpenCV build or machine lacks makes the open fail at once, like a missing file: when the same open
+    without it works, that is said in one line instead of "cannot decode" (a stream that is down pays
+    that second open on each reconnect attempt, with a named decoder only)."""
+    cap = cv2.VideoCapture(uri, backend, params + decode_params())
+    if _hw_decode == "cpu":
+        return cap
+    if cap.isOpened():
+        used = int(cap.get(cv2.CAP_PROP_HW_ACCELERATION))
+        log.info("hardware decode asked: %s; in use: %s", _hw_decode,
+                 {v: k for k, v in HW_DECODE.items()}.get(used, str(used)) if used else "none (CPU)")
+        return cap
+    if _hw_decode != "any":
+        plain = cv2.VideoCapture(uri, backend, params)
+        works = plain.isOpened()
+        plain.release()
+        if works:
+            raise FacestreamError(f"sources.hw_decode: {_hw_decode} is not available here (this OpenCV build or "
+                                  "machine has no such decoder); use any or cpu")
+    return cap
+
 
 def open_ffmpeg(uri: str, open_timeout_s: float, read_timeout_s: float) -> cv2.VideoCapture:
     """A network URI through FFmpeg, with OpenCV's open and read timeouts, so nothing blocks forever."""
-    return cv2.VideoCapture(uri, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout_s * 1000),
-                                                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout_s * 1000)])
+    return open_capture(uri, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout_s * 1000),
+                                              cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout_s * 1000)])
 
 
 #: Failed reads in a row a live capture may give before it counts as lost: a read that fails at once

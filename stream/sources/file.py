@@ -1,5 +1,5 @@
-"""Video files, on disk or served over HTTP: every frame, in order, as fast as possible or paced at
-the file's own rate."""
+"""Video files, on disk or served over HTTP: every frame (or those of a processing rate, evenly by
+their pts), in order, as fast as possible or paced at the file's own rate."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from stream.cvpath import opencv_path
 from stream.errors import FacestreamError
 from stream.frames import Frame
 from stream.sources.base import SourceStats
-from stream.sources.capture import open_ffmpeg, read_first
+from stream.sources.capture import open_capture, open_ffmpeg, read_first
+from stream.sources.rate import FrameRate
 from stream.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
@@ -21,8 +23,9 @@ log = logging.getLogger(__name__)
 
 class FileSource:
     def __init__(self, spec: SourceSpec, *, realtime: bool = False, open_timeout_s: float = 10.0,
-                 read_timeout_s: float = 5.0, start_frame: int = 0) -> None:
+                 read_timeout_s: float = 5.0, start_frame: int = 0, fps: float | None = None) -> None:
         self.spec = spec
+        self.rate = FrameRate(fps) if fps else None  # None: every frame
         self.realtime = realtime
         self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s  # remote files only
         self.fps = 0.0
@@ -46,7 +49,7 @@ class FileSource:
                 raise FacestreamError(f"{self.spec.uri}: not found")
             if not path.is_file():
                 raise FacestreamError(f"{self.spec.uri}: not a file")
-            cap = cv2.VideoCapture(opencv_path(path))
+            cap = open_capture(opencv_path(path), cv2.CAP_ANY, [])
             problem = "not a video OpenCV can decode"
         image = read_first(cap)
         if image is None:
@@ -86,18 +89,37 @@ class FileSource:
             return None
         if self._first is not None:
             (image, pts), self._first = self._first, None
+            if self.rate is not None:
+                self.rate.take(pts)  # the first frame is always taken: it starts the rate's grid
         else:
-            ok, image = self._cap.read()
-            if not ok or image is None:
+            taken = self._next_taken()
+            if taken is None:
                 self._check_complete()
                 return None
-            pts = self._pts_now(self._cap, self._index)
+            image, pts = taken
         if self.realtime:
             self._pace(pts)
         frame = Frame(self.spec.name, self._index, pts, time.time(), image)
         self._index += 1
         self.stats.frames_read += 1
         return frame
+
+    def _next_taken(self) -> tuple[np.ndarray, float] | None:
+        """The next frame to process and its pts; frames the rate skips are only grabbed (demuxed and
+        decoded by FFmpeg, never converted to BGR nor copied), numbered and counted."""
+        cap = self._cap
+        assert cap is not None
+        if self.rate is None:
+            ok, image = cap.read()
+            return (image, self._pts_now(cap, self._index)) if ok and image is not None else None
+        while cap.grab():
+            pts = self._pts_now(cap, self._index)
+            if self.rate.take(pts):
+                ok, image = cap.retrieve()
+                return (image, pts) if ok and image is not None else None
+            self._index += 1
+            self.stats.frames_skipped += 1
+        return None
 
     def _check_complete(self) -> None:
         """A remote file whose connection broke ends early: say so, rather than pass it off as the end.

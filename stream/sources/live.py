@@ -5,6 +5,11 @@ overwritten (and counted as dropped), never queued. When a stream breaks (server
 unplugged, read timeout) the thread releases the capture and reconnects with capped exponential
 backoff, logging each attempt. A network stream that is down when the run starts is retried the
 same way; ``give_up_after_s`` bounds how long an outage (at start or mid-run) may last.
+
+With a processing rate (``fps``) every frame is still grabbed (the stream must be drained), but
+only those due at the rate, by capture time, are decoded to BGR and published; the others are
+counted as skipped, never as dropped, and still numbered, so frame numbers and pts stay the
+source's own.
 """
 
 from __future__ import annotations
@@ -16,14 +21,18 @@ import time
 from dataclasses import dataclass
 
 import cv2
+import numpy as np
 
 from stream.errors import FacestreamError
 from stream.frames import Frame
 from stream.sources.base import SourceStats, SourceTimeout
 from stream.sources.capture import BadReads, LiveConnection, connect_live, live_unavailable
+from stream.sources.rate import FrameRate
 from stream.sources.spec import SourceSpec
 
 log = logging.getLogger(__name__)
+
+_SKIPPED = np.empty(0, np.uint8)  # _read's answer for a frame grabbed and passed over for the rate
 
 
 @dataclass(frozen=True)
@@ -43,8 +52,9 @@ class ReconnectPolicy:
 class LiveSource:
     def __init__(self, spec: SourceSpec, *, reconnect: ReconnectPolicy | None = None,
                  open_timeout_s: float = 10.0, read_timeout_s: float = 5.0, start_frame: int = 0,
-                 give_up_after_s: float | None = None) -> None:
+                 give_up_after_s: float | None = None, fps: float | None = None) -> None:
         self.spec = spec
+        self.rate = FrameRate(fps) if fps else None  # None: every frame
         self.policy = reconnect or ReconnectPolicy()
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
@@ -121,6 +131,8 @@ class LiveSource:
                         time.monotonic() - self._offline_t0, attempt)
         self._offline_t0 = self.stats.offline_since = None
         self.stats.online = True
+        if self.rate is not None:
+            self.rate.take(time.monotonic())  # a connection's first frame is always published: it proves the video
         self._publish(image)
         return cap
 
@@ -151,8 +163,13 @@ class LiveSource:
         """One frame published (or a corrupt one skipped), or None once the stream is lost (capture
         released). A frame that does not decode is not a lost stream: FFmpeg goes on with the next
         part, and reconnecting would lose a second or more of video for one bad JPEG."""
-        ok, image = cap.read()
-        if ok and image is not None:
+        image = self._read(cap)
+        if image is _SKIPPED:  # grabbed, not converted: numbered (pts stay the source's) and counted
+            self.stats.frames_corrupt += self._bad_reads.good()
+            self._index += 1
+            self.stats.frames_skipped += 1
+            return cap
+        if image is not None:
             self.stats.frames_corrupt += self._bad_reads.good()
             self._publish(image)
             return cap
@@ -163,6 +180,18 @@ class LiveSource:
         self._went_offline("stream read failed")
         log.warning("%s: stream lost; reconnecting", self.spec.name)
         return None
+
+    def _read(self, cap: cv2.VideoCapture) -> np.ndarray | None:
+        """A frame to publish, ``_SKIPPED`` for one the processing rate passes over, None on a failed read."""
+        if self.rate is None:
+            ok, image = cap.read()
+        elif not cap.grab():
+            return None
+        elif not self.rate.take(time.monotonic()):
+            return _SKIPPED
+        else:
+            ok, image = cap.retrieve()
+        return image if ok else None
 
     def _run(self, connected: LiveConnection | None) -> None:
         cap = self._came_online(connected, 0) if connected is not None else None

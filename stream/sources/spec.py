@@ -1,4 +1,5 @@
-"""Source specs: what the user typed for --source, parsed into a name, a URI and a kind."""
+"""Source specs: what the user typed for --source, parsed into a name, a URI, a kind and an optional
+processing rate (``NAME=URI#fps=10``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ REMOTE_FILE_SCHEMES = ("http", "https")
 VIDEO_FILE_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".flv", ".wmv"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CAMERA = re.compile(r"^(\d+|/dev/video\d+)$")
+#: A processing rate for one source, at the very end of what was typed: ``...#fps=10``. Only this exact
+#: form is read, so a file named ``take#2.mp4`` or a URL with a fragment stays as it is.
+_FPS_SUFFIX = re.compile(r"#fps=([^#]*)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class SourceSpec:
     name: str
     uri: str
     kind: Literal["file", "camera", "stream"]
+    fps: float | None = None  # processing rate from ``#fps=N``; None: sources.fps applies
 
     @property
     def live(self) -> bool:
@@ -41,7 +46,12 @@ class SourceSpec:
         return mask_credentials(self.uri)
 
     def __repr__(self) -> str:  # never the raw URI: a spec may end up in a log line or an error
-        return f"SourceSpec(name={self.name!r}, uri={self.display!r}, kind={self.kind!r})"
+        rate = "" if self.fps is None else f", fps={self.fps:g}"
+        return f"SourceSpec(name={self.name!r}, uri={self.display!r}, kind={self.kind!r}{rate})"
+
+    def rate(self, default: float | None) -> float | None:
+        """The processing rate of this source: its own ``#fps=``, else ``default`` (sources.fps)."""
+        return self.fps if self.fps is not None else default
 
 
 def _kind(uri: str) -> Literal["file", "camera", "stream"]:
@@ -59,13 +69,21 @@ def _kind(uri: str) -> Literal["file", "camera", "stream"]:
 
 
 def parse_source(text: str, index: int) -> SourceSpec:
-    """``[NAME=]URI``; the default name is the file stem, or ``cam<index>`` for cameras and streams.
+    """``[NAME=]URI[#fps=N]``; the default name is the file stem, or ``cam<index>`` for cameras and
+    streams; ``#fps=N`` processes N frames a second of this source (overriding sources.fps).
 
     ``${VAR}`` in the URI is replaced from the environment, so a password need not be on the
     command line, where every user can read it (``ps``).
     """
     text = text.strip()
     shown = mask_credentials(text)
+    fps: float | None = None
+    rate = _FPS_SUFFIX.search(text)
+    if rate:
+        from stream.sources.rate import parse_fps
+
+        fps = parse_fps(rate.group(1).strip(), f"--source {shown!r}")
+        text = text[: rate.start()].rstrip()
     name: str | None = None
     head, sep, tail = text.partition("=")
     if sep and _NAME.match(head) and "://" not in head and "/" not in head:
@@ -87,7 +105,7 @@ def parse_source(text: str, index: int) -> SourceSpec:
         else:  # the file's stem, also for a URL (its path, without the query)
             name = PurePosixPath(url_path(uri)).stem if "://" in uri else Path(uri).stem
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64] or f"cam{index}"
-    return SourceSpec(name=name, uri=uri, kind=kind)
+    return SourceSpec(name=name, uri=uri, kind=kind, fps=fps)
 
 
 def parse_sources(texts: list[str]) -> list[SourceSpec]:

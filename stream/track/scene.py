@@ -39,6 +39,8 @@ class SceneCutDetector:
         """True when this frame starts a new scene, in the whole frame or around ``boxes`` (the live
         tracks' (K, 4) boxes, frame pixels). Never for the first frame."""
         small = reduced(image_bgr)
+        if small is image_bgr:  # kept for its colours, which may be read a frame later: not the caller's buffer
+            small = small.copy()
         scale = small.shape[1] / image_bgr.shape[1]
         current = _Picture(small)
         previous, self._previous = self._previous, current
@@ -46,13 +48,19 @@ class SceneCutDetector:
         if previous is None or previous.gray.shape != current.gray.shape:
             return False
         self.last_change = float(np.abs(current.gray - previous.gray).mean())
-        self.last_similarity = float(cv2.compareHist(previous.hist, current.hist, cv2.HISTCMP_CORREL))
-        if self._is_cut(self.last_change, self.last_similarity):
-            return True
+        # The colours are looked at only when the gray levels changed enough for a cut: a still or
+        # calm frame (nearly all of them) costs its gray copy alone.
+        self.last_similarity = 1.0
+        if self.last_change > self.min_change:
+            self.last_similarity = float(cv2.compareHist(previous.hist, current.hist, cv2.HISTCMP_CORREL))
+            if self._is_cut(self.last_change, self.last_similarity):
+                return True
         region = _around(boxes, scale, current.gray.shape) if boxes is not None and len(boxes) else None
         if region is None:
             return False
         change = float(np.abs(current.gray[region] - previous.gray[region]).mean())
+        if change <= self.min_change:
+            return False
         similarity = float(cv2.compareHist(_histogram(previous.hsv[region]), _histogram(current.hsv[region]),
                                            cv2.HISTCMP_CORREL))
         return self._is_cut(change, similarity)
@@ -70,13 +78,26 @@ def reduced(image: np.ndarray, min_width: int = _WORK_WIDTH) -> np.ndarray:
 
 
 class _Picture:
-    """A frame's reduced copy as the cut test reads it; the whole-frame histogram is kept, so each
-    frame's is computed once."""
+    """A frame's reduced copy as the cut test reads it; its colours (HSV, the whole-frame histogram)
+    are computed on first use, once."""
 
     def __init__(self, small_bgr: np.ndarray) -> None:
+        self._bgr = small_bgr
         self.gray = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2GRAY).astype(np.int16)
-        self.hsv = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2HSV)
-        self.hist = _histogram(self.hsv)
+        self._hsv: np.ndarray | None = None
+        self._hist: np.ndarray | None = None
+
+    @property
+    def hsv(self) -> np.ndarray:
+        if self._hsv is None:
+            self._hsv = cv2.cvtColor(self._bgr, cv2.COLOR_BGR2HSV)
+        return self._hsv
+
+    @property
+    def hist(self) -> np.ndarray:
+        if self._hist is None:
+            self._hist = _histogram(self.hsv)
+        return self._hist
 
 
 def _histogram(hsv: np.ndarray) -> np.ndarray:

@@ -3,6 +3,10 @@
 Every detection gets a track id at once (new faces get fresh ids; ids are never reused in a
 tracker's life). A track unseen for more than ``max_age`` frames ends and is reported by
 ``pop_ended``. Inputs are never mutated: ``update`` returns a new ``Faces``.
+
+``max_age`` and ``min_hits`` are frames of the source's own rate (they mean time: half a second
+at 30 fps); a source processed at a lower rate gives the tracker one frame in ``frame_step``, so
+they are converted to processed frames (``stream/track/timescale.py``) and keep their meaning.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from stream.boxes import intersections
 from stream.faces import Faces
 from stream.track.assignment import min_cost_assignment
 from stream.track.kalman import BoxKalman
+from stream.track.timescale import processed_frames
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +32,11 @@ class TrackerConfig(BaseModel):
     iou_threshold: float = Field(default=0.25, ge=0.0, le=1.0,
                                  description="least IoU between a predicted track box and a detection to match")
     max_age: int = Field(default=15, ge=0, le=10_000,
-                         description="frames a track survives unseen (occlusion, missed detections) before it ends")
+                         description="frames (at the source's own rate, whatever sources.fps) a track survives "
+                                     "unseen (occlusion, missed detections) before it ends")
     min_hits: int = Field(default=3, ge=1, le=1000,
-                          description="frames a track must be seen before it counts as confirmed")
+                          description="frames (at the source's own rate, whatever sources.fps) a track must be "
+                                      "seen before it counts as confirmed")
 
 
 @dataclass(frozen=True)
@@ -68,9 +75,17 @@ def _assign(iou: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return min_cost_assignment(-iou)
 
 
+#: Frames (at the source's rate) a track may go unseen and still get a closer look at its predicted box.
+LOOK_MAX_MISSES = 5
+
+
 class SortTracker:
-    def __init__(self, config: TrackerConfig | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None, frame_step: float = 1.0) -> None:
+        """frame_step: source frames per ``update`` call (1: every frame; 3: 10 fps of a 30 fps source)."""
         self.config = config or TrackerConfig()
+        self.max_age = processed_frames(self.config.max_age, frame_step, least=0)
+        self.min_hits = processed_frames(self.config.min_hits, frame_step, least=1)
+        self.look_max_misses = processed_frames(LOOK_MAX_MISSES, frame_step, least=1)
         self._tracks: list[_Track] = []
         self._ended: list[EndedTrack] = []
         self._next_id = 1
@@ -106,21 +121,23 @@ class SortTracker:
             ids[c] = track.id
         alive = []
         for track in self._tracks:
-            if track.misses > self.config.max_age:
+            if track.misses > self.max_age:
                 self._ended.append(self._ended_record(track))
             else:
                 alive.append(track)
         self._tracks = alive
         return faces.with_(track_id=ids)
 
-    def predicted_boxes(self, max_misses: int = 5) -> np.ndarray:
-        """(K, 4) where the tracks seen in the last ``max_misses`` frames should be in the next frame:
-        where the detector looks closer. Longer-lost tracks are left to the scan."""
-        boxes = [t.kf.peek() for t in self._tracks if t.misses <= max_misses]
+    def predicted_boxes(self, max_misses: int | None = None) -> np.ndarray:
+        """(K, 4) where the tracks seen in the last ``max_misses`` processed frames (default: the
+        ``LOOK_MAX_MISSES`` source frames) should be in the next frame: where the detector looks
+        closer. Longer-lost tracks are left to the scan."""
+        limit = self.look_max_misses if max_misses is None else max_misses
+        boxes = [t.kf.peek() for t in self._tracks if t.misses <= limit]
         return np.array(boxes, np.float32).reshape(-1, 4)
 
     def confirmed(self, track_id: int) -> bool:
-        return any(t.id == track_id and t.hits >= self.config.min_hits for t in self._tracks)
+        return any(t.id == track_id and t.hits >= self.min_hits for t in self._tracks)
 
     def pop_ended(self) -> list[EndedTrack]:
         ended, self._ended = self._ended, []

@@ -1,0 +1,51 @@
+"""The reader's side of the motion gate: a live camera's still frames, held back at the source.
+
+The detect worker's gate (stream/detect/motion.py ``MotionGate``) keeps an idle camera's frames
+from the detector, but each frame still crossed four processes to get there: copied into a shared
+slot, a message to the detect worker, on to the embed worker and the publisher (measured ~2.7 ms of
+CPU a 640x360 frame beyond its decode, docs/benchmarks.md "An idle camera"). So while the detect
+worker says the source is idle (its last frame was still, with no track open: the ledger's
+``idle``), the reader compares each new frame with the last one it sent, on the same reduced gray
+copy and by the same rule (noise and a change of light are not motion), and sends it only when
+something moved, or when the last one sent is ``resend_s`` old: the detect worker's periodic whole
+scan (``detector.idle_rescan_s``) needs a frame to scan. A held frame is counted as skipped, never
+as dropped or lost. Files are not held (every frame of a recording is accounted for as it is), nor
+the frames of a run that writes an annotated video (it shows every frame).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from stream.detect.motion import moved
+from stream.track.scene import reduced
+
+
+def gray_copy(image: np.ndarray) -> np.ndarray:
+    """The reduced gray copy the scene-cut test and the motion gate compare (int16)."""
+    return cv2.cvtColor(reduced(image), cv2.COLOR_BGR2GRAY).astype(np.int16)
+
+
+class StillFrames:
+    def __init__(self, resend_s: float) -> None:
+        self.resend_s = resend_s
+        self._reference: np.ndarray | None = None  # the last frame sent while idle
+        self._sent_at = 0.0
+        self.held = 0
+
+    def hold(self, image: np.ndarray, t: float, idle: bool) -> bool:
+        """Whether the frame at ``t`` (seconds, the source's clock) is held back; when not, it is taken
+        as sent. ``idle``: the detect worker found the source's last frame still, with no track open.
+        A busy source pays nothing here: the gray copy is made only while the source is idle."""
+        if not idle:
+            self._reference = None
+            return False
+        gray = gray_copy(image)
+        ref = self._reference
+        if ref is not None and ref.shape == gray.shape and self._sent_at <= t < self._sent_at + self.resend_s \
+                and not moved(gray, ref):
+            self.held += 1
+            return True
+        self._reference, self._sent_at = gray, t
+        return False
