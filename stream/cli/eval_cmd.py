@@ -156,22 +156,10 @@ def run(args: argparse.Namespace) -> int:
                                   "faces_missing_images": [str(p) for p in probes_missing]}
         results.append(record)
 
-    if args.plot is not None:
-        from stream.evaluate.plot import plot_roc
-
-        plot_roc(curves, args.plot, f"ROC on {args.dataset.name} ({results[0]['pairs']} pairs)")
-    if args.json:
-        print(json.dumps(results[0] if len(results) == 1 else results))
-    else:
-        for record in results:
-            _print(record)
-        if args.plot is not None:
-            print(f"ROC curves: {args.plot}")
-    return 0
+    return _report(args, results, curves, f"ROC on {args.dataset.name} ({results[0]['pairs']} pairs)")
 
 
 def _run_videos(args: argparse.Namespace) -> int:
-    from stream.evaluate.plot import plot_roc
     from stream.evaluate.video_scores import SCORES, check_crops_fit, evaluate_videos
     from stream.evaluate.videos import SPLITS_FILE, load_tracks, load_ytf
     from stream.models.store import DEFAULT_MODEL, ModelStore
@@ -205,8 +193,15 @@ def _run_videos(args: argparse.Namespace) -> int:
             record["dataset"] = root.name
             results.append(record)
             curves[f"{model.name} {record['video_score']}"] = curve
+    return _report(args, results, curves, f"ROC on {root.name} ({results[0]['pairs']} video pairs)")
+
+
+def _report(args: argparse.Namespace, results: list[dict], curves: dict, title: str) -> int:
+    """The ROC plot (--plot), then the records: one JSON object (a list if several) or the text report."""
     if args.plot is not None:
-        plot_roc(curves, args.plot, f"ROC on {root.name} ({results[0]['pairs']} video pairs)")
+        from stream.evaluate.plot import plot_roc
+
+        plot_roc(curves, args.plot, title)
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else results))
     else:

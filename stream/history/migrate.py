@@ -12,6 +12,8 @@ from typing import Any
 from stream.errors import FacestreamError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: PostgreSQL advisory lock key held while migrating (any constant; "fshist" in ASCII)
+MIGRATION_LOCK = 0x667368697374
 
 
 def _config(connection: Any) -> Any:
@@ -52,6 +54,10 @@ def upgrade(engine: Any, shown: str, create: bool = True) -> None:
         if have == script.get_current_head():
             return
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Shards of a site (or runs) starting together on a new database would each create the
+                # tables and collide: one at a time, each seeing what the one before it committed.
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             command.upgrade(_config(conn), "head")
     except FacestreamError:
         raise
