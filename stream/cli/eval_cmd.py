@@ -156,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
                                   "faces_missing_images": [str(p) for p in probes_missing]}
         results.append(record)
 
-    return _report(args, results, curves, f"ROC on {args.dataset.name} ({results[0]['pairs']} pairs)")
+    title = "" if args.plot is None else f"ROC on {args.dataset.name} ({results[0]['pairs']} pairs)"
+    return _report(args, results, curves, title)  # an open-set run has no DATASET
 
 
 def _run_videos(args: argparse.Namespace) -> int:
