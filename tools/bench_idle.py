@@ -26,6 +26,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tools.proc_cpu import cpu_seconds, family, process_name
+
 GST_ENCODE = """
 import sys, gi
 gi.require_version("Gst", "1.0")
@@ -82,33 +84,10 @@ def still_clip(folder: Path, size: tuple[int, int], fps: float, seconds: float =
     return out
 
 
-def _ticks(pid: int) -> int | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[11]) + int(fields[12])
-
-
 def _name(pid: int) -> str:
     """The worker's name (``fs-detect``...: the pipeline names its processes in /proc), or main."""
-    try:
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return str(pid)
+    comm = process_name(pid)
     return comm.removeprefix("fs-") if comm.startswith("fs-") else "main"
-
-
-def _family(root: int) -> list[int]:
-    pids = [root]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == root:
-                    pids.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return pids
 
 
 def _frames_done(port: int, metrics: tuple[str, ...] = ("facestream_frames_total",)) -> int:
@@ -156,18 +135,17 @@ def facestream_idle(url: str, gate: bool, warmup: float, window: float, env: dic
     try:
         _wait_for_frames(proc, port, timeout=120)
         time.sleep(warmup)
-        pids = _family(proc.pid)
+        pids = family([proc.pid])
         names = {pid: _name(pid) for pid in pids}
-        before, frames0 = {pid: _ticks(pid) for pid in pids}, _frames_done(port, _RECEIVED)
+        before, frames0 = {pid: cpu_seconds(pid) for pid in pids}, _frames_done(port, _RECEIVED)
         time.sleep(window)
-        after, frames1 = {pid: _ticks(pid) for pid in pids}, _frames_done(port, _RECEIVED)
+        after, frames1 = {pid: cpu_seconds(pid) for pid in pids}, _frames_done(port, _RECEIVED)
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     if proc.returncode != 0:
         raise SystemExit(f"facestream run failed ({proc.returncode}):\n{err}")
-    tick = os.sysconf("SC_CLK_TCK")
-    per_process = {names[p]: (after[p] - before[p]) / tick for p in pids
+    per_process = {names[p]: after[p] - before[p] for p in pids
                    if before[p] is not None and after[p] is not None}
     summary = json.loads((tmp / "s.json").read_text())
     return {"frames": frames1 - frames0, "cpu_s": sum(per_process.values()), "per_process": per_process,

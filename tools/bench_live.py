@@ -31,6 +31,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from tools.proc_cpu import cpu_seconds, family, process_name  # noqa: E402 - after the path fix
+
 MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO / "tests" / "media"))
 
 
@@ -102,42 +104,18 @@ def main() -> int:
     return 0
 
 
-def _cpu_ticks(pid: int) -> tuple[str, int] | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    name = stat[stat.index("(") + 1 : stat.rindex(")")]
-    fields = stat.rsplit(")", 1)[1].split()
-    return name, int(fields[11]) + int(fields[12])
-
-
-def _family(root: int) -> list[int]:
-    """root and its children (the pipeline's workers)."""
-    pids = [root]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == root:
-                    pids.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return pids
-
-
 def idle_cpu(root: int, server, seconds: float) -> dict[str, float]:
     """Kill the stream, let the reader fall into its reconnect loop, then sample every process."""
     server.kill()
     time.sleep(2.0)
-    pids = _family(root)
-    before = {pid: _cpu_ticks(pid) for pid in pids}
+    pids = family([root])
+    before = {pid: cpu_seconds(pid) for pid in pids}
     time.sleep(seconds)
-    ticks = os.sysconf("SC_CLK_TCK")
     out = {}
     for pid in pids:
-        a, b = before[pid], _cpu_ticks(pid)
-        if a and b:
-            out[f"{b[0]}[{pid}]"] = round(100 * (b[1] - a[1]) / ticks / seconds, 1)
+        a, b = before[pid], cpu_seconds(pid)
+        if a is not None and b is not None:
+            out[f"{process_name(pid)}[{pid}]"] = round(100 * (b - a) / seconds, 1)
     return out
 
 

@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +44,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from tools.proc_cpu import cpu_seconds, family  # noqa: E402 - after the path fix
+
 MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO / "tests" / "media"))
 OUT = REPO / "out" / "bench_site"
 SOURCE_FPS = 29.97  # what the RTSP server sends: the clip's rate
@@ -197,30 +198,6 @@ def clip_length(video: Path) -> int:
 
 # -- processes ------------------------------------------------------------------------------------------------
 
-def _cpu_s(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _descendants(roots: Iterable[int]) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    family, todo = set(), list(roots)
-    while todo:
-        pid = todo.pop()
-        family.add(pid)
-        todo += [child for child, parent in parents.items() if parent == pid and child not in family]
-    return sorted(family)
-
-
 def scrape(ports: list[int]) -> dict[str, tuple[int, int, bool]]:
     """source -> (frames processed, frames dropped, online), from each run's Prometheus metrics."""
     import urllib.request
@@ -300,12 +277,12 @@ def run_trial(n: int, url: str, server_pid: int, gallery: Path, args: argparse.N
                 raise SystemExit(f"N={n}: the cameras did not all come up in 180 s")
             time.sleep(0.2)
         time.sleep(args.warmup)
-        pids = _descendants(p.pid for p in procs)
-        before, server0, t0 = scrape(ports), _cpu_s(server_pid), time.monotonic()
-        cpu0 = {pid: _cpu_s(pid) for pid in pids}
+        pids = family(p.pid for p in procs)
+        before, server0, t0 = scrape(ports), (cpu_seconds(server_pid) or 0.0), time.monotonic()
+        cpu0 = {pid: cpu_seconds(pid) or 0.0 for pid in pids}
         time.sleep(args.seconds)
-        after, server1, seconds = scrape(ports), _cpu_s(server_pid), time.monotonic() - t0
-        cpu = sum(_cpu_s(pid) - cpu0[pid] for pid in pids)
+        after, server1, seconds = scrape(ports), (cpu_seconds(server_pid) or 0.0), time.monotonic() - t0
+        cpu = sum((cpu_seconds(pid) or 0.0) - cpu0[pid] for pid in pids)
         load = os.getloadavg()[0]
     finally:
         for proc in procs:

@@ -123,6 +123,10 @@ class MotionGate:
         scan: after a rolling share, tiles that changed may not have been looked at yet."""
         self._reference, self._scanned_at = gray, t
 
+    def forget(self) -> None:
+        """Nothing is known about the picture any more: the next frame gets the whole scan."""
+        self._reference = None
+
 
 def moved(gray: np.ndarray, reference: np.ndarray) -> bool:
     """Whether anything in ``gray`` changed against ``reference`` beyond noise and a change of light."""

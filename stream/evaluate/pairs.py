@@ -37,15 +37,20 @@ def lfw_image(root: Path, name: str, number: str, where: str) -> Path:
     return root / name / f"{name}_{n:04d}.jpg"
 
 
-def parse_lfw_pairs(path: Path, root: Path) -> list[Pair]:
-    """Pairs of LFW's ``pairs.txt``; images resolved under ``root`` (not checked for existence here)."""
-    path = Path(path)
+def read_lines(path: Path, what: str) -> list[str]:
+    """A protocol's text file (``what``: "pairs file"...) as lines; one-line errors naming it."""
     try:
-        lines = [ln.split() for ln in path.read_text().splitlines()]
+        return Path(path).read_text().splitlines()
     except FileNotFoundError:
         raise FacestreamError(f"{path}: not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise FacestreamError(f"{path}: not a readable pairs file ({exc})") from None
+        raise FacestreamError(f"{path}: not a readable {what} ({exc})") from None
+
+
+def parse_lfw_pairs(path: Path, root: Path) -> list[Pair]:
+    """Pairs of LFW's ``pairs.txt``; images resolved under ``root`` (not checked for existence here)."""
+    path = Path(path)
+    lines = [ln.split() for ln in read_lines(path, "pairs file")]
     if not lines or not lines[0]:
         raise FacestreamError(f"{path}: empty; expected a first line 'SETS PAIRS_PER_CLASS'")
     head = lines[0]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stream.errors import FacestreamError
-from stream.evaluate.pairs import DEFAULT_FOLDS, IMAGE_SUFFIXES, generate_pairs
+from stream.evaluate.pairs import DEFAULT_FOLDS, IMAGE_SUFFIXES, generate_pairs, read_lines
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,7 @@ def frames_of(folder: Path) -> list[Path]:
 def parse_ytf_splits(path: Path) -> list[VideoPair]:
     """Pairs of a YTF ``splits.txt``; folds numbered by the sorted split numbers."""
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise FacestreamError(f"{path}: not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FacestreamError(f"{path}: not a readable splits file ({exc})") from None
+    lines = read_lines(path, "splits file")
     rows: list[tuple[int, str, str, bool]] = []
     for lineno, line in enumerate(lines, 1):
         fields = [f.strip() for f in line.split(",")]
@@ -118,12 +113,7 @@ def scan_ytf(root: Path) -> dict[str, list[str]]:
 def read_labels(path: Path) -> dict[str, str]:
     """``{track folder: person}`` from ``TRACK PERSON`` lines (``#`` comments; a person may have spaces)."""
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise FacestreamError(f"{path}: not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FacestreamError(f"{path}: not a readable labels file ({exc})") from None
+    lines = read_lines(path, "labels file")
     labels: dict[str, str] = {}
     for lineno, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from stream.detect.motion import moved
+from stream.detect.motion import MotionGate
 from stream.track.scene import reduced
 
 
@@ -28,24 +28,25 @@ def gray_copy(image: np.ndarray) -> np.ndarray:
 
 
 class StillFrames:
+    """The detect worker's ``MotionGate``, run by the reader against the last frame it sent: the same
+    rule for what moved, the resend period in place of the rescan."""
+
     def __init__(self, resend_s: float) -> None:
-        self.resend_s = resend_s
-        self._reference: np.ndarray | None = None  # the last frame sent while idle
-        self._sent_at = 0.0
-        self.held = 0
+        self._gate = MotionGate(resend_s)
+
+    @property
+    def held(self) -> int:
+        return self._gate.skipped
 
     def hold(self, image: np.ndarray, t: float, idle: bool) -> bool:
         """Whether the frame at ``t`` (seconds, the source's clock) is held back; when not, it is taken
         as sent. ``idle``: the detect worker found the source's last frame still, with no track open.
         A busy source pays nothing here: the gray copy is made only while the source is idle."""
         if not idle:
-            self._reference = None
+            self._gate.forget()
             return False
         gray = gray_copy(image)
-        ref = self._reference
-        if ref is not None and ref.shape == gray.shape and self._sent_at <= t < self._sent_at + self.resend_s \
-                and not moved(gray, ref):
-            self.held += 1
+        if self._gate.decide(gray, t) == "skip":
             return True
-        self._reference, self._sent_at = gray, t
+        self._gate.scanned(gray, t)  # sent: the next frames are compared with this one
         return False

@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.25
 _ENTERING_FRAMES = 3  # after still frames, these get the whole scan of what moved (a face entering)
-_EVERY_TRACK = 1 << 30  # misses: a track open however long unseen
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,6 +76,10 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
     dropped_before = int(ledger["live_dropped"])
     corrupt_before = int(ledger["corrupt"])
     skipped_before = int(ledger["skipped"])
+
+    def skipped() -> int:  # passed over for the rate, and held back as still, by this reader and those before
+        return skipped_before + source.stats.frames_skipped + (still.held if still is not None else 0)
+
     reconnects_before = int(ledger["reconnects"])  # a restarted reader counts on from its predecessor
     error: str | None = None
     try:
@@ -103,7 +106,7 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
                 break
             read_ms = (time.perf_counter() - t0) * 1e3
             if still is not None and still.hold(frame.image, frame.capture_ts, bool(ledger["idle"])):
-                ledger["skipped"] = skipped_before + source.stats.frames_skipped + still.held
+                ledger["skipped"] = skipped()
                 continue
             slot = slots.take(frame.index, wait=not spec.source.live, shared=shared, index=spec.index)
             if slot is None:
@@ -125,14 +128,14 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
                 frames += 1
             ledger["live_dropped"] = dropped_before + dropped + _source_drops(source)
             ledger["corrupt"] = corrupt_before + _source_corrupt(source)
-            ledger["skipped"] = skipped_before + source.stats.frames_skipped + (still.held if still else 0)
+            ledger["skipped"] = skipped()
     except FacestreamError as exc:
         error = str(exc)
         log.error("%s", exc)
     finally:
         ledger["live_dropped"] = dropped_before + dropped + _source_drops(source)
         ledger["corrupt"] = corrupt_before + _source_corrupt(source)
-        ledger["skipped"] = skipped_before + source.stats.frames_skipped + (still.held if still else 0)
+        ledger["skipped"] = skipped()
         if spec.source.live:  # a file that failed to open was never up
             _record_state(ledger, source, reconnects_before)
         source.close()
@@ -320,7 +323,7 @@ class VideoFaces:
             ended = []
         full = force_tiles = False
         if self.gate is not None:
-            tracked = len(predicted) > 0 or len(self.tracker.predicted_boxes(_EVERY_TRACK)) > 0
+            tracked = self.tracker.open_tracks > 0
             t = self.clock.advance(frame / 30.0 if pts is None else pts, capture_ts)
             verdict = self.gate.decide(self.scenes.gray, t, tracked, force=cut)
             self.idle = verdict == "skip"

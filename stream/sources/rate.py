@@ -9,11 +9,7 @@ the rate gives every frame.
 
 from __future__ import annotations
 
-import logging
-
 from stream.errors import FacestreamError
-
-log = logging.getLogger(__name__)
 
 #: A live source that reports no frame rate is taken to run at this one where a setting counted in
 #: frames of the source's own rate must be converted (cameras and RTSP servers nearly always say).

@@ -136,6 +136,11 @@ class SortTracker:
         boxes = [t.kf.peek() for t in self._tracks if t.misses <= limit]
         return np.array(boxes, np.float32).reshape(-1, 4)
 
+    @property
+    def open_tracks(self) -> int:
+        """Tracks not ended yet, however long unseen."""
+        return len(self._tracks)
+
     def confirmed(self, track_id: int) -> bool:
         return any(t.id == track_id and t.hits >= self.min_hits for t in self._tracks)
 
