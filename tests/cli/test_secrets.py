@@ -7,20 +7,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, assert_one_line_error, media_path
+from tests.conftest import assert_one_line_error, media_path
 from tests.support.events import read_events
 from tests.support.mjpeg_server import MjpegServer
 from tests.support.net import free_port
-from tests.support.procs import processes_with
+from tests.support.procs import facestream_run, processes_with, wait_for
 
 SECRET = "S3cretXYZ"
 
@@ -96,31 +93,20 @@ def test_no_command_line_holds_the_secret_while_a_run_reads_a_camera(engines_dir
     events, err_path = tmp_path / "events.jsonl", tmp_path / "stderr.txt"
     marker = uuid.uuid4().hex
     env = {**os.environ, "FACESTREAM_ENGINES_DIR": str(engines_dir), "FACESTREAM_TEST_MARK": marker}
-    with err_path.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "stream", "run", "--source", f"door={url}", "--config",
-                                 str(config), "--no-progress", "--events-out", str(events)],
-                                cwd=REPO, env=env, stdout=err, stderr=err)
     try:
-        deadline = time.monotonic() + 90
-        # A face event means frames flow, so every worker is up and the run is past its start-up (a
-        # heartbeat can come earlier: a stop signal then interrupts the start instead of draining).
-        while not _face_events(events):
-            assert proc.poll() is None, err_path.read_text()
-            assert time.monotonic() < deadline, "no event within 90 s\n" + err_path.read_text()
-            time.sleep(0.2)
-        ours = _processes_with(marker)
-        assert len(ours) >= 5, "supervisor + reader, detect, embed, publish"
-        cmdlines = _cmdlines()
-        leaking = {pid: line for pid, line in cmdlines.items() if SECRET.encode() in line}
-        assert not leaking, leaking
-        assert b"admin:***@" in cmdlines[proc.pid] and b"password=***" in cmdlines[proc.pid], cmdlines[proc.pid]
-        assert Path(f"/proc/{proc.pid}/comm").read_text().strip() == Path(sys.executable).name[:15]
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        with facestream_run(["run", "--source", f"door={url}", "--config", config, "--no-progress", "--events-out",
+                             events], env, err_path) as proc:
+            # A face event means frames flow, so every worker is up and the run is past its start-up (a
+            # heartbeat can come earlier: a stop signal then interrupts the start instead of draining).
+            wait_for(proc, err_path, "face event", 90, lambda: _face_events(events), poll_s=0.2)
+            ours = _processes_with(marker)
+            assert len(ours) >= 5, "supervisor + reader, detect, embed, publish"
+            cmdlines = _cmdlines()
+            leaking = {pid: line for pid, line in cmdlines.items() if SECRET.encode() in line}
+            assert not leaking, leaking
+            assert b"admin:***@" in cmdlines[proc.pid] and b"password=***" in cmdlines[proc.pid], cmdlines[proc.pid]
+            assert Path(f"/proc/{proc.pid}/comm").read_text().strip() == Path(sys.executable).name[:15]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
         camera.stop()
     output = err_path.read_text()
     assert proc.returncode == 0, output

@@ -14,25 +14,16 @@ import numpy as np
 import pytest
 
 from tests.conftest import media_path
+from tools.bench_frame_rate import _pairs as match_faces
 from tools.bench_frame_rate import (
-    PEOPLE,
     frames_processed,
     score_against_truth,
     tracks_by_frame,
 )
-from tools.bench_frame_rate import _pairs as match_faces
 
 pytestmark = pytest.mark.slow
 
 CLIP, CLIP_FRAMES, CLIP_FPS = "short_hamilton_clip.mp4", 275, 29.97
-
-
-@pytest.fixture(scope="module")
-def gallery(cli, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("gallery") / "people.npz"
-    for name, files in PEOPLE.items():
-        cli("enroll", "--gallery", path, "--name", name, *[media_path(f) for f in files], check=True)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, media_path
+from tests.conftest import media_path
 from tests.support.mjpeg_server import MjpegServer
 from tests.support.net import free_port
+from tests.support.procs import facestream_run, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -49,36 +46,26 @@ def test_dropped_corrupt_and_lost_are_counted_apart(engines_dir, default_model, 
                       f"web:\n  http: 127.0.0.1:{web_port}\n"
                       "pipeline:\n  max_frame_width: 640\n  max_frame_height: 360\n")
     env = {**os.environ, "FACESTREAM_ENGINES_DIR": str(engines_dir), "PYTHONUNBUFFERED": "1"}
-    with err_path.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "stream", "run", "--source", f"cam={camera.url}",
-                                 "--config", str(config), "--events-out", str(events), "--summary-json",
-                                 str(summary), "--no-progress"], cwd=REPO, env=env, stdout=err, stderr=err)
     metrics, page = "", []
+
+    def corrupt_counted_everywhere() -> bool:
+        nonlocal metrics, page
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        page = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/cameras", timeout=5).read())
+        beats = _beats(events)
+        return bool(beats and beats[-1]["sources"]["cam"]["corrupt"] >= 3 and page and page[0]["corrupt"] >= 3
+                    and _gauge(metrics, "facestream_frames_corrupt") >= 3)
+
     try:
-        deadline = time.monotonic() + 120
-        while not any(b["dropped"] > 0 and b["frames"] >= 20 for b in _beats(events)):
-            assert proc.poll() is None, err_path.read_text()
-            assert time.monotonic() < deadline, "no heartbeat with dropped frames\n" + err_path.read_text()
-            time.sleep(0.5)
-        # the camera sends a bad part every 0.7 s: wait (with a deadline) until several have reached the
-        # run's heartbeats, its metrics and its page, rather than for a fixed time
-        deadline = time.monotonic() + 60
-        while True:
-            metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-            page = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{web_port}/api/cameras", timeout=5).read())
-            beats = _beats(events)
-            if (beats and beats[-1]["sources"]["cam"]["corrupt"] >= 3 and page and page[0]["corrupt"] >= 3
-                    and _gauge(metrics, "facestream_frames_corrupt") >= 3):
-                break
-            assert proc.poll() is None, err_path.read_text()
-            assert time.monotonic() < deadline, "fewer than 3 corrupt parts counted in 60 s\n" + err_path.read_text()
-            time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        with facestream_run(["run", "--source", f"cam={camera.url}", "--config", config, "--events-out", events,
+                             "--summary-json", summary, "--no-progress"], env, err_path) as proc:
+            wait_for(proc, err_path, "heartbeat with dropped frames", 120,
+                     lambda: any(b["dropped"] > 0 and b["frames"] >= 20 for b in _beats(events)), poll_s=0.5)
+            # the camera sends a bad part every 0.7 s: wait (with a deadline) until several have reached the
+            # run's heartbeats, its metrics and its page, rather than for a fixed time
+            wait_for(proc, err_path, "3 corrupt parts counted in heartbeats, metrics and page", 60,
+                     corrupt_counted_everywhere, poll_s=0.5)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
         camera.stop()
     output = err_path.read_text()
     assert proc.returncode == 0 and "Traceback" not in output, output

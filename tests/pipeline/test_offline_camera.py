@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import pytest
 
-from tests.conftest import REPO, assert_one_line_error, media_path
+from tests.conftest import assert_one_line_error, media_path
 from tests.support.mjpeg_server import MjpegServer
 from tests.support.net import free_port
+from tests.support.procs import facestream_run, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -47,42 +45,26 @@ def _cam_states(events: list[dict]) -> list[dict]:
     return [e["stats"]["sources"]["cam"] for e in events if e["type"] == "heartbeat"]
 
 
-def _wait_for(proc: subprocess.Popen, err: Path, what: str, timeout_s: float, found) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not found():
-        assert proc.poll() is None, err.read_text()
-        assert time.monotonic() < deadline, f"no {what} within {timeout_s:.0f} s\n" + err.read_text()
-        time.sleep(0.25)
-
-
 def test_a_camera_down_at_start_is_picked_up_when_it_comes_up(engines_dir, default_model, gallery, tmp_path):
     port = free_port()  # nothing listens there when the run starts: connection refused
     events, err_path, summary = tmp_path / "events.jsonl", tmp_path / "stderr.txt", tmp_path / "summary.json"
     env = {**os.environ, "FACESTREAM_ENGINES_DIR": str(engines_dir), "PYTHONUNBUFFERED": "1"}
     camera = MjpegServer(media_path("short_hamilton_clip.mp4"), port=port)
-    with err_path.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "stream", "run", "--source",
-                                 f"cam=http://127.0.0.1:{port}/video.mjpg", "--gallery", str(gallery),
-                                 "--config", str(_config(tmp_path)), "--events-out", str(events),
-                                 "--summary-json", str(summary), "--no-progress"],
-                                cwd=REPO, env=env, stdout=err, stderr=err)
     started = time.monotonic()
     try:
-        _wait_for(proc, err_path, "heartbeat showing the camera offline", CAMERA_LATE_S,
-                  lambda: any(not s["online"] and s["offline_s"] for s in _cam_states(_events(events))))
-        time.sleep(max(0.0, started + CAMERA_LATE_S - time.monotonic()))
-        camera.start()
-        _wait_for(proc, err_path, "identity event for Lin-Manuel Miranda", 60,
-                  lambda: any(e["type"] == "identity" and e["identity"] == "lin-manuel-miranda"
-                              for e in _events(events)))
-        _wait_for(proc, err_path, "heartbeat showing the camera online", 10,
-                  lambda: any(s["online"] for s in _cam_states(_events(events))))
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        with facestream_run(["run", "--source", f"cam=http://127.0.0.1:{port}/video.mjpg", "--gallery", gallery,
+                             "--config", _config(tmp_path), "--events-out", events, "--summary-json", summary,
+                             "--no-progress"], env, err_path) as proc:
+            wait_for(proc, err_path, "heartbeat showing the camera offline", CAMERA_LATE_S,
+                     lambda: any(not s["online"] and s["offline_s"] for s in _cam_states(_events(events))))
+            time.sleep(max(0.0, started + CAMERA_LATE_S - time.monotonic()))  # the camera comes up late
+            camera.start()
+            wait_for(proc, err_path, "identity event for Lin-Manuel Miranda", 60,
+                     lambda: any(e["type"] == "identity" and e["identity"] == "lin-manuel-miranda"
+                                 for e in _events(events)))
+            wait_for(proc, err_path, "heartbeat showing the camera online", 10,
+                     lambda: any(s["online"] for s in _cam_states(_events(events))))
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
         camera.stop()
     output = err_path.read_text()
     assert proc.returncode == 0 and "Traceback" not in output, output

@@ -21,17 +21,7 @@ from tests.support.procs import processes_with
 
 pytestmark = pytest.mark.slow
 
-PEOPLE = {"lin-manuel-miranda": ["lin-manuel-miranda.png"], "alex-lacamoire": ["alex-lacamoire.png"],
-          "barack-obama": ["obama.jpg", "obama2.jpg"], "joe-biden": ["biden.jpg"]}
 IN_CLIP = {"lin-manuel-miranda", "alex-lacamoire", "barack-obama"}
-
-
-@pytest.fixture(scope="module")
-def gallery(cli, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("gallery") / "people.npz"
-    for name, files in PEOPLE.items():
-        cli("enroll", "--gallery", path, "--name", name, *[media_path(f) for f in files], check=True)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -34,3 +34,24 @@ def write_tracks(root: Path, identities: int = 4, per_identity: int = 6, size: i
         frames = [100, *range(ident * 10, ident * 10 + 5)]
         (folder / "track.json").write_text(json.dumps({"frames": frames}))
     return root
+
+
+def fit_head(modules: list, head, x, y, steps: int, lr: float) -> tuple[list[float], list[float]]:
+    """``steps`` of Adam on ``head(modules(x), y)`` (the modules applied in order): each step's loss and
+    the head's share of faces not yet won by the margin."""
+    import torch
+
+    params = [p for m in (*modules, head) for p in m.parameters()]
+    optimizer = torch.optim.Adam(params, lr=lr)
+    losses, actives = [], []
+    for _ in range(steps):
+        features = x
+        for module in modules:
+            features = module(features)
+        loss, active = head(features, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        actives.append(float(active))
+    return losses, actives

@@ -12,7 +12,7 @@ from stream.errors import FacestreamError
 from stream.models.preprocess import to_input_tensor
 from stream.train import backbones
 from stream.train.loop import TrainConfig, _check, _input_spec
-from tests.train.synthetic import identity_crops
+from tests.train.synthetic import fit_head, identity_crops
 
 torch = pytest.importorskip("torch", reason="SphereFace's loss needs PyTorch (pip install 'facestream[train]')")
 
@@ -123,15 +123,8 @@ def test_a_short_training_run_on_the_synthetic_set_lowers_the_loss():
     spec = _input_spec(backbones.spec_for("mobilefacenet"))
     crops, labels = identity_crops(3, 4, seed=2)
     x, y = torch.from_numpy(to_input_tensor(crops, spec)), torch.from_numpy(labels)
-    optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=1e-3)
-    losses = []
-    for _ in range(6):
-        loss, active = head(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-        assert 0.0 <= active <= 1.0
+    losses, actives = fit_head([model], head, x, y, steps=6, lr=1e-3)
+    assert all(0.0 <= active <= 1.0 for active in actives)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0], losses
     assert int(head.iteration) == 6
@@ -147,15 +140,7 @@ def test_the_full_margin_alone_still_trains():
     y = torch.from_numpy(labels)
     embed = torch.nn.Linear(x.shape[1], 16)
     head = sphereface_head(16, classes=4, annealing=Annealing(base=0.0, lambda_min=0.0))
-    optimizer = torch.optim.Adam([*embed.parameters(), *head.parameters()], lr=1e-2)
-    losses, actives = [], []
-    for _ in range(40):
-        loss, active = head(embed(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-        actives.append(active)
+    losses, actives = fit_head([embed], head, x, y, steps=40, lr=1e-2)
     assert losses[-1] < 0.5 * losses[0], losses
     assert actives[-1] <= actives[0] and actives[-1] < 0.5
 

@@ -17,7 +17,7 @@ from stream.train import backbones
 from stream.train.loop import CHECKPOINT, TrainConfig, _input_spec, train
 from stream.train.mining import triplet_loss
 from tests.conftest import REPO, media_path
-from tests.train.synthetic import identity_crops, write_tracks
+from tests.train.synthetic import fit_head, identity_crops, write_tracks
 
 torch = pytest.importorskip("torch")
 
@@ -50,14 +50,7 @@ def test_the_angular_margin_head_lowers_its_loss():
     spec = _input_spec(backbones.spec_for("mobilefacenet"))
     crops, labels = identity_crops(3, 4, seed=2)
     x, y = torch.from_numpy(to_input_tensor(crops, spec)), torch.from_numpy(labels)
-    optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=1e-3)
-    losses = []
-    for _ in range(5):
-        loss, _ = head(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
+    losses, _ = fit_head([model], head, x, y, steps=5, lr=1e-3)
     assert losses[-1] < losses[0], losses
 
 
