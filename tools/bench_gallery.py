@@ -8,8 +8,8 @@ then fed frame by frame to a stage holding each gallery. Every face is treated a
 every frame (the live pipeline re-embeds confident tracks only every ``reembed_every`` frames), so
 the figures are an upper bound of the matching cost; "as run" replays the detect worker's cadence
 instead (a confident track re-embedded every 10th frame), what a run's publisher does. Also
-measured, per index (HNSW at each
-``--ef``, IVF at each ``--nprobe``): its top-1 agreement with exact search (the same name, or a
+measured, per index (IVF-PQ fast scan at each ``--nprobe`` x ``--candidates``, HNSW at each
+``--ef``, IVF-Flat at each ``--nprobe``): its top-1 agreement with exact search (the same name, or a
 row at the same distance) and its decision agreement (the same name within the model's threshold,
 or unknown for both), build time and size; the memory of each gallery, loading a 1M gallery, and
 enrolling one photo into it (append) vs the full rewrite.
@@ -20,8 +20,9 @@ the clip's real embeddings, widened so two crowd entries lie ~0.9 apart (dlib's 
 distance) and scaled to the model's typical norm; 10% look-alikes, real clip embeddings moved
 0.45-0.7 away (just past and under the 0.6 threshold), so the nearest entry often is a hard one.
 
-    python tools/bench_gallery.py                # 4, 100k, 1M; HNSW and IVF
+    python tools/bench_gallery.py                # 4, 100k, 1M; IVF-PQ, HNSW and IVF (HNSW: ~40 min to build at 1M)
     python tools/bench_gallery.py --sizes 4 100000 --index hnsw --ef 128 192 --json out.json
+    python tools/bench_gallery.py --index ivfpq --nprobe 128 256 --candidates 256 512
     python tools/bench_gallery.py --cache /tmp/bench-index   # keep the built indexes for the next run
 """
 
@@ -194,10 +195,12 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[4, 100_000, 1_000_000])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="BLAS/faiss threads (0: as installed)")
-    ap.add_argument("--index", nargs="+", choices=["hnsw", "ivf"], default=["hnsw", "ivf"])
+    ap.add_argument("--index", nargs="+", choices=["ivfpq", "hnsw", "ivf"], default=["ivfpq", "hnsw", "ivf"])
     ap.add_argument("--ef", type=int, nargs="+", default=[96, 192, 256], help="HNSW efSearch values, each measured")
-    ap.add_argument("--nprobe", type=int, nargs="+", default=[128, 384],
-                    help="IVF lists searched per query, each measured")
+    ap.add_argument("--nprobe", type=int, nargs="+", default=[128, 256],
+                    help="IVF (and IVF-PQ) lists searched per query, each measured")
+    ap.add_argument("--candidates", type=int, nargs="+", default=[256, 512],
+                    help="IVF-PQ: candidates re-ranked exactly per query, each measured with each --nprobe")
     ap.add_argument("--lookalikes", type=float, default=0.1,
                     help="share of synthetic entries placed 0.45-0.7 from the clip's faces (0: a crowd only)")
     ap.add_argument("--frames", type=Path, help="keep the clip's detected and embedded faces in this file, "
@@ -212,7 +215,7 @@ def main() -> int:
     from stream.models.store import ModelStore
     from stream.photos import PhotoEmbedder
     from stream.recognize.gallery import Gallery
-    from stream.recognize.gallery_index import GallerySearchConfig, content_key, load_or_build, tune
+    from stream.recognize.gallery_index import CANDIDATES, GallerySearchConfig, content_key, load_or_build, tune
 
     if args.threads:
         faiss.omp_set_num_threads(args.threads)
@@ -261,11 +264,12 @@ def main() -> int:
                 row[f"{kind}_{'load' if cached else 'build'}_s"] = round(time.perf_counter() - started, 2)
                 row[f"{kind}_mb"] = round(faiss.serialize_index(index).nbytes / 2**20, 1)
                 indexed = Gallery(g.model, g.embedding_space, g.metric, g.dim, g.names, g.embeddings, g.sources)
-                indexed._search = type(g.search())(g.search().exact, index, len(g))  # the matrix shared, not copied
-                for p in (args.ef if kind == "hnsw" else args.nprobe):
+                for p, c in _points(kind, args):
                     config = config.model_copy(update={"ef_search": p, "nprobe": p})
                     tune(index, config)
-                    at = f"{kind}@{p}"
+                    # the matrix shared, not copied
+                    indexed._search = type(g.search())(g.search().exact, index, len(g), c or CANDIDATES)
+                    at = _at(kind, p, c)
                     row[f"ms_per_frame {at}"] = round(publisher_ms(manifest, indexed, frames, args.repeats), 3)
                     row[f"cpu_ms_per_frame {at}"] = round(LAST_CPU_MS, 3)
                     row[f"as_run_ms_per_frame {at}"] = round(
@@ -286,24 +290,38 @@ def main() -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
     print()
-    points = [f"{k}@{p}" for k in args.index for p in (args.ef if k == "hnsw" else args.nprobe)]
+    points = [_at(k, p, c) for k in args.index for p, c in _points(k, args)]
     print("| entries | exact ms/frame (CPU) | " + " | ".join(f"{p} ms/frame (CPU), top-1, decision" for p in points)
-          + " | build s (hnsw / ivf) | gallery / hnsw / ivf MB | load s | enroll (append) s | enroll (rewrite) s |")
+          + " | build s (ivfpq / hnsw / ivf) | gallery / ivfpq / hnsw / ivf MB | load s | enroll (append) s "
+          "| enroll (rewrite) s |")
     print("|---" * (8 + len(points)) + "|")
     for r in rows:
         cells = " | ".join(f"{r.get(f'ms_per_frame {p}', '-')} ({r.get(f'cpu_ms_per_frame {p}', '-')}); as run "
                            f"{r.get(f'as_run_ms_per_frame {p}', '-')} ({r.get(f'as_run_cpu_ms_per_frame {p}', '-')}), "
                            f"{_pct(r.get(f'top1 {p}'))}, "
                            f"{_pct(r.get(f'decision {p}'))}" for p in points)
-        build = " / ".join(str(r.get(f"{k}_build_s", r.get(f"{k}_load_s", "-"))) for k in ("hnsw", "ivf"))
+        build = " / ".join(str(r.get(f"{k}_build_s", r.get(f"{k}_load_s", "-"))) for k in ("ivfpq", "hnsw", "ivf"))
         exact = (f"{r['exact_ms_per_frame']} ({r['exact_cpu_ms_per_frame']}); as run {r['exact_as_run_ms_per_frame']} "
                  f"({r['exact_as_run_cpu_ms_per_frame']})")
-        print(f"| {r['entries']} | {exact} | {cells} | {build} | {r['gallery_mb']} / "
+        print(f"| {r['entries']} | {exact} | {cells} | {build} | {r['gallery_mb']} / {r.get('ivfpq_mb', '-')} / "
               f"{r.get('hnsw_mb', '-')} / {r.get('ivf_mb', '-')} | {r.get('load_s', '-')} | "
               f"{r.get('enroll_append_s', '-')} | {r.get('enroll_rewrite_s', '-')} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0
+
+
+def _points(kind: str, args: argparse.Namespace) -> list[tuple[int, int | None]]:
+    """(ef or nprobe, candidates re-ranked or None for the default) measured for ``kind``."""
+    if kind == "hnsw":
+        return [(p, None) for p in args.ef]
+    if kind == "ivf":
+        return [(p, None) for p in args.nprobe]
+    return [(p, c) for p in args.nprobe for c in args.candidates]
+
+
+def _at(kind: str, p: int, c: int | None) -> str:
+    return f"{kind}@{p}" if c is None else f"{kind}@{p}/{c}"
 
 
 def _pct(x: float | None) -> str:

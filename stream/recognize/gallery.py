@@ -33,9 +33,11 @@ from stream.recognize.gallery_file import (
     read_gallery_names_array,
 )
 from stream.recognize.gallery_index import (
+    CANDIDATES,
     ExactSearch,
     GallerySearch,
     GallerySearchConfig,
+    candidates,
     faiss_available,
     index_dir,
     load_or_build,
@@ -174,9 +176,10 @@ class Gallery:
             self._search = GallerySearch(ExactSearch(self.embeddings, self.metric))
         return self._search
 
-    def use_index(self, index: Any, indexed: int) -> None:
-        """Match through ``index`` over the first ``indexed`` rows (the rest exactly)."""
-        self._search = GallerySearch(self.search().exact, index, indexed)
+    def use_index(self, index: Any, indexed: int, candidates: int = CANDIDATES) -> None:
+        """Match through ``index`` over the first ``indexed`` rows (the rest exactly), re-ranking
+        ``candidates`` rows a query."""
+        self._search = GallerySearch(self.search().exact, index, indexed, candidates)
 
     def prepare(self, config: GallerySearchConfig, cache: Path | None = None) -> None:
         """Precompute what matching needs (norms; the index when ``config`` wants one): slow at 1M
@@ -190,7 +193,8 @@ class Gallery:
                         "exact search over %d entries", len(self))
             return
         rows = self.base_rows or len(self)
-        self.use_index(load_or_build(search.exact.matrix[:rows], self.metric, config, cache), rows)
+        index = load_or_build(search.exact.matrix[:rows], self.metric, config, cache)
+        self.use_index(index, rows, candidates(index, config))
 
     def check_compatible(self, manifest: ModelManifest, path: Path | str = "gallery") -> None:
         if manifest.embedding_space != self.embedding_space or manifest.embedding_size != self.dim:

@@ -6,13 +6,15 @@ contiguous float32 matrix with its squared norms (or unit rows, for cosine) comp
 gallery version, and a match is one GEMM per block. Past ``index_min_entries`` even that is too
 slow (a GEMV over 1M x 128 floats reads 512 MB), so an index proposes a few candidates and they
 are re-ranked exactly: the distances returned are always exact, only the candidate set comes from
-the index. The default index is an HNSW graph (faiss IndexHNSWFlat, M 32): it reads a few thousand
-rows per query where IVF reads a tenth of the gallery for the same agreement with exact search
-(docs/benchmarks.md, "Large galleries": at 1M entries ef_search 512 agrees on 99.9% of the clip's
-faces against a crowd with planted look-alikes); it takes minutes to build (37 min on the loaded
-2-core machine at 1M), so it is built off the pipeline's thread and cached beside the gallery.
-Rows appended after the index was built are searched exactly beside it, so an enroll never waits
-for a rebuild.
+the index. The default index is IVF lists of 4-bit product-quantized codes scanned with SIMD
+(faiss's IVF-PQ "fast scan", 32 bytes a 128-D entry): a query reads its nearest quarter-thousand
+lists as codes, a sixteenth of what IVF-Flat reads, and the few hundred best are re-ranked against
+the float rows (docs/benchmarks.md, "Large galleries": at 1M entries against a crowd with planted
+look-alikes, nprobe 320 with 512 candidates agrees with exact search on every one of the clip's
+faces at ~2 ms a frame; it builds in under a minute on 2 cores and takes 40 MB). An HNSW graph
+(ef_search 512: 99.9%, ~10 ms a frame, 37 min to build at 1M) and IVF-Flat stay as choices. Any
+index is built off the pipeline's thread and cached beside the gallery. Rows appended after the
+index was built are searched exactly beside it, so an enroll never waits for a rebuild.
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ log = logging.getLogger(__name__)
 
 #: rows per GEMM: (queries x BLOCK) float32 scratch stays in cache-friendly megabytes
 BLOCK = 65536
-#: candidates the index proposes per query, re-ranked exactly
+#: an ``ivfpq`` index over fewer rows keeps them as floats (IVF-Flat): the codes need training points
+#: (16 a code), and so few rows cost nothing to read whole
+PQ_MIN_ROWS = 1000
+#: candidates an index of exact distances (HNSW, IVF-Flat) proposes per query, re-ranked exactly;
+#: a code index proposes ``GallerySearchConfig.pq_candidates``
 CANDIDATES = 16
 
 
@@ -42,25 +48,30 @@ class GallerySearchConfig(BaseModel):
     index: Literal["auto", "exact", "faiss"] = Field(
         default="auto", description="auto: a faiss index from index_min_entries on, exact search below it")
     index_min_entries: int = Field(
-        default=200_000, ge=1, le=100_000_000,
+        default=100_000, ge=1, le=100_000_000,
         description="gallery size from which `auto` builds an index: exact search reads the whole gallery "
-                    "for every query (tens of ms a frame past 100k entries)")
-    index_type: Literal["hnsw", "ivf"] = Field(
-        default="hnsw", description="hnsw: a graph, fast and close to exact, minutes to build at 1M entries; "
-                                    "ivf: lists, built in about a minute, slower for the same agreement")
+                    "for every query (~5 ms a frame at 100k entries, the IVF-PQ index ~1)")
+    index_type: Literal["ivfpq", "hnsw", "ivf"] = Field(
+        default="ivfpq", description="ivfpq: lists of 4-bit codes scanned with SIMD, the best re-ranked exactly "
+                                     "(fastest here, under a minute to build at 1M entries, 40 MB); hnsw: a graph "
+                                     "(37 min to build at 1M, 750 MB); ivf: lists of float rows (slowest per query)")
     ef_search: int = Field(default=512, ge=1, le=65536,
                            description="hnsw: candidates kept while walking the graph per query: agreement with "
                                        "exact search vs speed (at 1M entries 256: 99.6%, 512: 99.9%, 1024: 100%; "
                                        "cost about linear in it: docs/benchmarks.md)")
     hnsw_m: int = Field(default=32, ge=4, le=128, description="hnsw: links per entry (a rebuild when changed)")
-    nprobe: int = Field(default=384, ge=1, le=65536,
-                        description="ivf: lists searched per query: recall vs speed (384: top-1 as exact on "
-                                    "99.9%+ of queries at 1M entries; 128 is ~2.5x faster, 98.8%)")
+    nprobe: int = Field(default=320, ge=1, le=65536,
+                        description="ivfpq and ivf: lists searched per query: agreement with exact search vs speed "
+                                    "(ivfpq at 1M entries: 128: 98.8%, 256: 99.9%, 320: 100% of the clip's faces; "
+                                    "cost about linear in it: docs/benchmarks.md)")
+    pq_candidates: int = Field(default=512, ge=1, le=65536,
+                               description="ivfpq: candidates re-ranked against the float rows per query (the codes' "
+                                           "distances are approximate; at 1M entries 256: 99.9%, 512: 100%)")
 
     @property
     def index_tag(self) -> str:
         """What the built index depends on besides the rows: names its cached file."""
-        return f"hnsw{self.hnsw_m}" if self.index_type == "hnsw" else "ivf"
+        return f"hnsw{self.hnsw_m}" if self.index_type == "hnsw" else self.index_type
 
     def wants_index(self, entries: int) -> bool:
         if self.index == "exact":
@@ -126,17 +137,18 @@ class ExactSearch:
 class GallerySearch:
     """What a Gallery matches with: exact search, plus an index over its first ``indexed`` rows."""
 
-    def __init__(self, exact: ExactSearch, index: Any = None, indexed: int = 0) -> None:
+    def __init__(self, exact: ExactSearch, index: Any = None, indexed: int = 0, candidates: int = CANDIDATES) -> None:
         self.exact = exact
         self.index = index
         self.indexed = indexed if index is not None else 0
+        self.candidates = candidates
 
     def top1(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         q, qq = self.exact.prepare(queries)
         if self.index is None:
             i, raw = self.exact.top1(q, qq)
             return i, self.exact.finish(raw)
-        k = min(CANDIDATES, self.indexed)
+        k = min(self.candidates, self.indexed)
         _one_thread()
         _, cand = self.index.search(q, k)
         cand = np.where(cand < 0, cand.max(initial=0), cand)  # IVF pads with -1 when few lists hold rows
@@ -152,6 +164,13 @@ class GallerySearch:
             better = td < best_d
             best_i[better], best_d[better] = ti[better], td[better]
         return best_i, self.exact.finish(best_d)
+
+
+def candidates(index: Any, config: GallerySearchConfig) -> int:
+    """Rows to re-rank a query: a code index's order is approximate, so it proposes more."""
+    import faiss
+
+    return config.pq_candidates if isinstance(index, faiss.IndexIVFPQFastScan) else CANDIDATES
 
 
 def _one_thread() -> None:
@@ -176,7 +195,7 @@ def build_index(matrix: np.ndarray, config: GallerySearchConfig | None = None, s
     config = config or GallerySearchConfig()
     if config.index_type == "hnsw":
         return _build_hnsw(matrix, config)
-    return _build_ivf(matrix, config, seed)
+    return _build_ivf(matrix, config, seed, codes=config.index_type == "ivfpq" and len(matrix) >= PQ_MIN_ROWS)
 
 
 def _build_hnsw(matrix: np.ndarray, config: GallerySearchConfig) -> Any:
@@ -191,17 +210,23 @@ def _build_hnsw(matrix: np.ndarray, config: GallerySearchConfig) -> Any:
     return index
 
 
-def _build_ivf(matrix: np.ndarray, config: GallerySearchConfig, seed: int) -> Any:
-    """An IVF-Flat index: trains on a sample in seconds; needs many lists probed for agreement."""
+def _build_ivf(matrix: np.ndarray, config: GallerySearchConfig, seed: int, codes: bool) -> Any:
+    """IVF lists over the rows: float rows (IVF-Flat), or with ``codes`` each row as half as many 4-bit
+    product-quantizer codes as it has dimensions, laid out for SIMD scanning (faiss "PQ{m}x4fs": 2
+    dimensions a code keeps the re-rank's candidate list short; 4 needed twice the candidates for the
+    same agreement). Both train on a sample in seconds."""
     import faiss
 
     n, dim = matrix.shape
     nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))  # faiss wants >= 39 training points per list
-    quantizer = faiss.IndexFlatL2(dim)
-    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_L2)
     sample = matrix
     if n > 64 * nlist:  # kmeans needs no more; training on all of 1M takes minutes
         sample = matrix[np.random.default_rng(seed).choice(n, 64 * nlist, replace=False)]
+    if codes:
+        m = dim // 2 if dim % 2 == 0 else dim
+        index = faiss.index_factory(dim, f"IVF{nlist},PQ{m}x4fs", faiss.METRIC_L2)
+    else:
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, nlist, faiss.METRIC_L2)
     index.train(np.ascontiguousarray(sample))
     index.add(matrix)
     tune(index, config)
@@ -223,7 +248,10 @@ def _is_type(index: Any, config: GallerySearchConfig) -> bool:
 
     if config.index_type == "hnsw":
         return isinstance(index, faiss.IndexHNSW) and index.hnsw.nb_neighbors(1) == config.hnsw_m
-    return isinstance(index, faiss.IndexIVF)
+    if config.index_type == "ivfpq":
+        return isinstance(index, faiss.IndexIVFPQFastScan) or (
+            isinstance(index, faiss.IndexIVFFlat) and index.ntotal < PQ_MIN_ROWS)
+    return isinstance(index, faiss.IndexIVFFlat)
 
 
 def index_dir(gallery_path: Path) -> Path:

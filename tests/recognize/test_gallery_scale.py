@@ -369,8 +369,9 @@ def _people_gallery(n: int, seed: int) -> tuple[Gallery, np.ndarray]:
 @needs_faiss
 @pytest.mark.slow
 @pytest.mark.parametrize("config", [GallerySearchConfig(index="faiss"),
+                                    GallerySearchConfig(index="faiss", index_type="hnsw"),
                                     GallerySearchConfig(index="faiss", index_type="ivf", nprobe=64)],
-                         ids=["hnsw", "ivf"])
+                         ids=["ivfpq", "hnsw", "ivf"])
 def test_the_index_top1_agrees_with_exact_search(config):
     """Seeded: each index's top-1 name is exact search's on >= 99.9% of queries, at exact distances."""
     g, queries = _people_gallery(12_000, seed=11)
@@ -387,18 +388,24 @@ def test_the_index_top1_agrees_with_exact_search(config):
 @needs_faiss
 @pytest.mark.slow
 def test_the_cached_index_is_the_kind_asked_for(tmp_path: Path):
-    """An HNSW cache is not read back as an IVF index (or one with other links): each is its own file."""
+    """An HNSW cache is not read back as an IVF index (or one with other links, or an IVF of codes as
+    one of rows): each is its own file."""
     import faiss
 
     path = tmp_path / "g.npz"
     _gallery(2000).save(path)
-    for config, kind in ((GallerySearchConfig(index="faiss"), faiss.IndexHNSW),
-                         (GallerySearchConfig(index="faiss", index_type="ivf"), faiss.IndexIVF),
-                         (GallerySearchConfig(index="faiss", hnsw_m=16), faiss.IndexHNSW)):
+    for config, kind in ((GallerySearchConfig(index="faiss"), faiss.IndexIVFPQFastScan),
+                         (GallerySearchConfig(index="faiss", index_type="hnsw"), faiss.IndexHNSW),
+                         (GallerySearchConfig(index="faiss", index_type="ivf"), faiss.IndexIVFFlat),
+                         (GallerySearchConfig(index="faiss", index_type="hnsw", hnsw_m=16), faiss.IndexHNSW)):
         g = Gallery.load(path)
         g.prepare(config, index_dir(path))
         assert isinstance(g.search().index, kind)
         assert [p.name.split(".")[1] for p in index_dir(path).glob("*.faiss")] == [config.index_tag]
     g = Gallery.load(path)
-    g.prepare(GallerySearchConfig(index="faiss", hnsw_m=16, ef_search=7), index_dir(path))
+    g.prepare(GallerySearchConfig(index="faiss", index_type="hnsw", hnsw_m=16, ef_search=7), index_dir(path))
     assert g.search().index.hnsw.efSearch == 7 and g.search().index.hnsw.nb_neighbors(1) == 16  # read, re-tuned
+    g = Gallery.load(path)
+    g.prepare(GallerySearchConfig(index="faiss", nprobe=3, pq_candidates=40), index_dir(path))
+    assert isinstance(g.search().index, faiss.IndexIVFPQFastScan)  # built again: the cache held other kinds
+    assert g.search().index.nprobe == 3 and g.search().candidates == 40
