@@ -215,7 +215,14 @@ def main() -> int:
     from stream.models.store import ModelStore
     from stream.photos import PhotoEmbedder
     from stream.recognize.gallery import Gallery
-    from stream.recognize.gallery_index import CANDIDATES, GallerySearchConfig, content_key, load_or_build, tune
+    from stream.recognize.gallery_index import (
+        CANDIDATES,
+        GallerySearch,
+        GallerySearchConfig,
+        content_key,
+        load_or_build,
+        tune,
+    )
 
     if args.threads:
         faiss.omp_set_num_threads(args.threads)
@@ -268,7 +275,7 @@ def main() -> int:
                     config = config.model_copy(update={"ef_search": p, "nprobe": p})
                     tune(index, config)
                     # the matrix shared, not copied
-                    indexed._search = type(g.search())(g.search().exact, index, len(g), c or CANDIDATES)
+                    indexed._search = GallerySearch(g.search().exact, index, len(g), c or CANDIDATES)
                     at = _at(kind, p, c)
                     row[f"ms_per_frame {at}"] = round(publisher_ms(manifest, indexed, frames, args.repeats), 3)
                     row[f"cpu_ms_per_frame {at}"] = round(LAST_CPU_MS, 3)

@@ -3,23 +3,16 @@ window while it runs, where a run summary's ``cpu_s`` only comes at the end)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """/proc/PID/stat's fields after the command name (which may hold spaces and parentheses)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
+from stream.pipeline.proc_stat import cpu_seconds_in, stat_fields
 
 
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of ``pid`` so far; None once it is gone."""
-    fields = _stat_fields(pid)
-    return None if fields is None else (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    fields = stat_fields(pid)
+    return None if fields is None else cpu_seconds_in(fields)
 
 
 def process_name(pid: int) -> str:
@@ -34,7 +27,7 @@ def family(roots: Iterable[int]) -> list[int]:
     """``roots`` and all their descendants, sorted."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))) is not None:
+        if entry.name.isdigit() and (fields := stat_fields(int(entry.name))) is not None:
             parents[int(entry.name)] = int(fields[1])
     found, todo = set(), list(roots)
     while todo:

@@ -85,11 +85,11 @@ def _one_at_a_time(engine: Any) -> Iterator[None]:
     locks are POSIX record locks, which flock does not touch. PostgreSQL takes an advisory lock in the
     transaction instead (below)."""
     database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:" or not os.access(Path(database).parent, os.W_OK) or (
-            Path(database).exists() and not os.access(database, os.W_OK)):
-        yield  # a read-only store: whoever reads it creates no tables, so there is nothing to order
+    path = Path(database) if database and database != ":memory:" else None
+    if path is None or not os.access(path if path.exists() else path.parent, os.W_OK):
+        yield  # in memory, or read-only: whoever reads it creates no tables, so there is nothing to order
         return
-    with exclusive_lock(Path(database)):
+    with exclusive_lock(path):
         yield
 
 

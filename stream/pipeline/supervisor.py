@@ -11,7 +11,6 @@ the rest of the pipeline finish cleanly.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import time
 from collections import defaultdict, deque
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from multiprocessing import connection
 from typing import Any
 
+from stream.pipeline.proc_stat import cpu_seconds_in, stat_fields
 from stream.pipeline.process import FATAL_EXIT
 
 log = logging.getLogger(__name__)
@@ -157,18 +157,13 @@ class Supervisor:
         entry.process.join(1)
 
 
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
 def _cpu_seconds_of_exited(pid: int) -> float:
     """utime + stime of a child that has exited but not been reaped (all its threads); 0 off Linux."""
     for _ in range(50):  # its pipe closes a moment before the kernel has finished the exit
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
+        fields = stat_fields(pid)
+        if fields is None:
             return 0.0
         if fields[0] in ("Z", "X"):
             break
         time.sleep(0.002)
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return cpu_seconds_in(fields)

@@ -37,10 +37,10 @@ from stream.recognize.gallery_index import (
     ExactSearch,
     GallerySearch,
     GallerySearchConfig,
-    candidates,
     faiss_available,
     index_dir,
     load_or_build,
+    rerank_count,
 )
 from stream.recognize.names import check_name
 
@@ -194,7 +194,7 @@ class Gallery:
             return
         rows = self.base_rows or len(self)
         index = load_or_build(search.exact.matrix[:rows], self.metric, config, cache)
-        self.use_index(index, rows, candidates(index, config))
+        self.use_index(index, rows, rerank_count(index, config))
 
     def check_compatible(self, manifest: ModelManifest, path: Path | str = "gallery") -> None:
         if manifest.embedding_space != self.embedding_space or manifest.embedding_size != self.dim:

@@ -166,7 +166,7 @@ class GallerySearch:
         return best_i, self.exact.finish(best_d)
 
 
-def candidates(index: Any, config: GallerySearchConfig) -> int:
+def rerank_count(index: Any, config: GallerySearchConfig) -> int:
     """Rows to re-rank a query: a code index's order is approximate, so it proposes more."""
     import faiss
 
