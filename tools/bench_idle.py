@@ -145,8 +145,10 @@ def facestream_idle(url: str, gate: bool, warmup: float, window: float, env: dic
         _, err = proc.communicate(timeout=60)
     if proc.returncode != 0:
         raise SystemExit(f"facestream run failed ({proc.returncode}):\n{err}")
-    per_process = {names[p]: after[p] - before[p] for p in pids
-                   if before[p] is not None and after[p] is not None}
+    per_process: dict[str, float] = {}
+    for p in pids:  # summed by name: the run's main process and multiprocessing's helpers are all "main"
+        if before[p] is not None and after[p] is not None:
+            per_process[names[p]] = per_process.get(names[p], 0.0) + after[p] - before[p]
     summary = json.loads((tmp / "s.json").read_text())
     return {"frames": frames1 - frames0, "cpu_s": sum(per_process.values()), "per_process": per_process,
             "dropped": summary["per_source"]["idle"]["dropped"]}

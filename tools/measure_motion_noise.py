@@ -26,14 +26,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from stream.detect.motion import CHANGE_LEVEL, MIN_CHANGED, changed_pixels, relit  # noqa: E402
+from stream.pipeline.still import gray_copy  # noqa: E402
 from stream.track.scene import SceneCutDetector  # noqa: E402
 from tests.support.scenes import clip_frames, hamilton_canvas_frames, head_patch, textured_background  # noqa: E402
 
 
-def gray(image: np.ndarray) -> np.ndarray:
+def gate_gray(image: np.ndarray) -> np.ndarray:
+    """The detect worker's copy (the scene-cut test's), which its motion gate compares."""
     scenes = SceneCutDetector()
     scenes.is_cut(image)
     return scenes.gray
+
+
+#: the copies compared: the detect worker's gate, and the reader's still-frame test (stream/pipeline/still.py)
+COPIES = {"gate": gate_gray, "reader": gray_copy}
 
 
 def noisy(image: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
@@ -86,37 +92,46 @@ def main() -> int:
         "canvas (1920x1080)": next(iter(hamilton_canvas_frames(0.5, every=1)))[1],
     }
     print(f"changed = reduced gray pixels whose 3x3 mean moved by more than {CHANGE_LEVEL} levels "
-          f"(motion: >= {MIN_CHANGED}); raw / light taken out / largest move after")
+          f"(motion: >= {MIN_CHANGED}); raw / light taken out / largest move after; for each copy: "
+          + ", ".join(COPIES))
     for name, image in pictures.items():
-        ref = gray(noisy(image, rng, 2.0))
-        rows: list[tuple[str, list[tuple[int, int, int]]]] = []
-        for sigma in (2.0, 5.0, 8.0):
-            rows.append((f"sensor noise sigma {sigma:g}", [figures(gray(noisy(image, rng, sigma)), ref)
-                                                          for _ in range(10)]))
-        for quality in (30, 50, 70, 90):
-            found = []
-            for _ in range(5):
-                _, jpeg = cv2.imencode(".jpg", noisy(image, rng, 2.0), [cv2.IMWRITE_JPEG_QUALITY, quality])
-                found.append(figures(gray(cv2.imdecode(jpeg, cv2.IMREAD_COLOR)), ref))
-            rows.append((f"JPEG quality {quality}", found))
-        decoded = mp4v_frames(image, rng)
-        first = gray(decoded[0])
-        rows.append((f"mp4v still, {len(decoded)} frames vs the first",
-                     [figures(gray(f), first) for f in decoded[1:]]))
-        for gain, offset in ((0.85, 0), (1.15, 0), (1, -20), (1, 20), (1.1, 10)):
-            changed = lit(noisy(image, rng, 2.0), gain, offset)
-            rows.append((f"light x{gain:g} {offset:+g}", [figures(gray(changed), ref)]))
-        for px in (24, 40, 70):
-            rows.append((f"a {px} px face appears", [figures(gray(noisy(with_face(image, px), rng, 2.0)), ref)]))
         print(f"\n{name}:")
-        for label, found in rows:
-            raw = max(f[0] for f in found)
-            fixed = max(f[1] for f in found)
-            top = max(f[2] for f in found)
-            if "face" in label:
-                raw, fixed, top = min(f[0] for f in found), min(f[1] for f in found), min(f[2] for f in found)
-            print(f"  {label:<38} changed {raw:>6} / {fixed:>6}   largest move {top:>3}")
+        rows: dict[str, list[str]] = {}
+        for copy, gray in COPIES.items():
+            for label, found in disturbances(image, gray, rng):
+                raw = max(f[0] for f in found)
+                fixed = max(f[1] for f in found)
+                top = max(f[2] for f in found)
+                if "face" in label:
+                    raw, fixed, top = min(f[0] for f in found), min(f[1] for f in found), min(f[2] for f in found)
+                rows.setdefault(label, []).append(f"{copy} {raw:>5} / {fixed:>5} / {top:>3}")
+        for label, cells in rows.items():
+            print(f"  {label:<38} " + "   ".join(cells))
     return 0
+
+
+def disturbances(image: np.ndarray, gray, rng: np.random.Generator) -> list[tuple[str, list[tuple[int, int, int]]]]:
+    """(label, figures of each try) of every disturbance of ``image``, on the copy ``gray`` makes."""
+    ref = gray(noisy(image, rng, 2.0))
+    rows: list[tuple[str, list[tuple[int, int, int]]]] = []
+    for sigma in (2.0, 5.0, 8.0, 12.0):
+        rows.append((f"sensor noise sigma {sigma:g}", [figures(gray(noisy(image, rng, sigma)), ref)
+                                                      for _ in range(10)]))
+    for quality in (30, 50, 70, 90):
+        found = []
+        for _ in range(5):
+            _, jpeg = cv2.imencode(".jpg", noisy(image, rng, 2.0), [cv2.IMWRITE_JPEG_QUALITY, quality])
+            found.append(figures(gray(cv2.imdecode(jpeg, cv2.IMREAD_COLOR)), ref))
+        rows.append((f"JPEG quality {quality}", found))
+    decoded = mp4v_frames(image, rng)
+    first = gray(decoded[0])
+    rows.append((f"mp4v still, {len(decoded)} frames vs the first", [figures(gray(f), first) for f in decoded[1:]]))
+    for gain, offset in ((0.85, 0), (1.15, 0), (1, -20), (1, 20), (1.1, 10)):
+        changed = lit(noisy(image, rng, 2.0), gain, offset)
+        rows.append((f"light x{gain:g} {offset:+g}", [figures(gray(changed), ref)]))
+    for px in (24, 40, 70):
+        rows.append((f"a {px} px face appears", [figures(gray(noisy(with_face(image, px), rng, 2.0)), ref)]))
+    return rows
 
 
 if __name__ == "__main__":

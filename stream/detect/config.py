@@ -69,9 +69,16 @@ class DetectorConfig(BaseModel):
     )
     idle_rescan_s: float = Field(
         default=10.0, gt=0.0, le=3600.0,
-        description="video, with motion_gate: seconds of stream after which a still picture is scanned anyway "
-                    "(a still face whose track was lost is found again within this time; each costs one whole "
-                    "scan: ~7 tile looks at 640x360, 35 at 1080p)",
+        description="video, with motion_gate: seconds of stream after which a still picture is scanned anyway: "
+                    "the tiles that changed at all since their own last scan (light, a slow drift) and where a "
+                    "track was lost (its face, if still in view, is found again within this time)",
+    )
+    idle_full_rescan_s: float = Field(
+        default=120.0, gt=0.0, le=86400.0,
+        description="video, with motion_gate: seconds of stream after which every tile of a still picture is "
+                    "scanned again, changed or not (one whole scan: ~7 tile looks at 640x360, 35 at 1080p; "
+                    "the same pixels give the same answer, so this only catches a face at the edge of the "
+                    "detector's threshold)",
     )
     closer_look_model: Literal["short", "full", "both"] = Field(
         default="both",

@@ -32,11 +32,13 @@ class TileMotion:
         self.skipped = 0  # tile looks saved, for cost figures
 
     def select(self, gray: np.ndarray, scale: float, tiles: np.ndarray, wanted: np.ndarray, frame: int,
-               force: bool = False) -> np.ndarray:
+               force: bool = False, changed_only: bool = False) -> np.ndarray:
         """The subset of ``wanted`` (tile indices due this frame) to scan; records them as scanned.
 
         gray: the frame's reduced gray copy (int16), ``scale`` its size over the frame's.
         force: scan every wanted tile (first frame, scene cut: nothing is known about the picture).
+        changed_only: only the tiles that changed since their own last scan, however old that scan
+        (an idle picture's periodic rescan: the same pixels would give the same answer).
         """
         if self._tiles is None or self._tiles.shape != tiles.shape or not np.array_equal(self._tiles, tiles) \
                 or (self._reference and self._reference[0] is not None and self._reference[0].shape != gray.shape):
@@ -44,7 +46,7 @@ class TileMotion:
         chosen = []
         for i in (int(t) for t in wanted):
             ref = self._reference[i]
-            if force or ref is None or frame - self._scanned_at[i] >= self.rescan_after \
+            if force or ref is None or (not changed_only and frame - self._scanned_at[i] >= self.rescan_after) \
                     or self._changed(gray, ref, self._regions[i]):
                 chosen.append(i)
                 self._reference[i] = gray
@@ -52,6 +54,17 @@ class TileMotion:
             else:
                 self.skipped += 1
         return np.array(chosen, np.int64)
+
+    def forget(self, box: tuple[float, float, float, float]) -> None:
+        """The tiles overlapping ``box`` (x0, y0, x1, y1 in the frame) count as never scanned: a track
+        that ended there may have left its face in view, unchanged, for the next scan to find."""
+        if self._tiles is None:
+            return
+        x0, y0, x1, y1 = box
+        t = self._tiles
+        hit = (t[:, 0] < x1) & (t[:, 2] > x0) & (t[:, 1] < y1) & (t[:, 3] > y0)
+        for i in np.flatnonzero(hit):
+            self._reference[int(i)] = None
 
     def _reset(self, tiles: np.ndarray, scale: float, shape: tuple[int, ...]) -> None:
         h, w = shape[:2]
@@ -100,8 +113,8 @@ class MotionGate:
 
     def decide(self, gray: np.ndarray, t: float, tracked: bool = False, force: bool = False) -> str:
         """What the frame at ``t`` (seconds of the stream) gets: ``"skip"`` (no detector), ``"look"``
-        (the detector as usual), ``"full"`` (the whole scan: nothing is known about the picture, or
-        the last whole scan of a still one is ``rescan_s`` old).
+        (the detector as usual), ``"full"`` (the whole scan: nothing is known about the picture),
+        ``"rescan"`` (the whole scan of a still picture, its last one ``rescan_s`` old).
 
         gray: the frame's reduced gray copy (int16). tracked: a track is open (it needs its closer
         look). force: a scene cut, or anything else after which nothing is known about the picture.
@@ -112,7 +125,7 @@ class MotionGate:
         if tracked:
             return "look"
         if t - self._scanned_at >= self.rescan_s:
-            return "full"
+            return "rescan"
         if moved(gray, ref):
             return "look"
         self.skipped += 1

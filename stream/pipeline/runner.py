@@ -303,7 +303,7 @@ def _drive(running: _Running, shared: Shared, stops: StopSignals, bar: Any) -> d
         if drain_deadline is not None and time.monotonic() > drain_deadline:
             log.warning("drain timed out; stopping now")
             return {}
-        time.sleep(0.1)
+        running.sup.wait(0.25)
 
 
 def _cpu_seconds(sup: Supervisor) -> dict[str, float]:

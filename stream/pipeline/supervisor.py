@@ -81,15 +81,27 @@ class Supervisor:
     def is_done(self, name: str) -> bool:
         return any(r.done for r in self.running if r.spec.name == name)
 
+    def wait(self, timeout_s: float) -> None:
+        """Until one of the processes exits, or ``timeout_s`` passes: a death is seen at once, and an
+        idle run's supervision wakes a few times a second, not ten."""
+        sentinels = [r.process.sentinel for r in self.running if not r.done]
+        if sentinels:
+            connection.wait(sentinels, timeout_s)
+        else:
+            time.sleep(timeout_s)
+
     def poll(self) -> None:
         """Restart dead or stuck processes; raise PipelineFailed when one keeps failing."""
         stopping = self.shared.stop.is_set()
         now = time.time()
+        # One wait for all: polled ten times a second, a wait per process was most of an idle run's
+        # own CPU (a selector made and closed for each).
+        exited = set(connection.wait([r.process.sentinel for r in self.running if not r.done], 0))
         for entry in self.running:
             if entry.done:
                 continue
             proc = entry.process
-            if connection.wait([proc.sentinel], 0):
+            if proc.sentinel in exited:
                 self._reap(entry)
                 if proc.exitcode == 0:
                     entry.done = True

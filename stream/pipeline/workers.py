@@ -42,6 +42,12 @@ def reader_main(spec: ReaderSpec, shared: Shared) -> None:
     from stream.sources.rate import frame_step
 
     init_process(shared, spec.index, f"reader:{spec.source.name}")
+    import cv2
+
+    # The reader's own OpenCV work is small and per frame (the still test's copy, a resize to fit the
+    # slot): OpenCV's thread pool waking for it cost more CPU than it saved (0.3 ms a 1080p frame of an
+    # idle camera, measured). FFmpeg's decoding threads are its own and stay as they are.
+    cv2.setNumThreads(1)
     ledger = shared.ledger.sources[spec.source.name]
     if ledger["end_read"]:
         return  # a predecessor read to the end and was killed on its way out
@@ -301,6 +307,8 @@ class VideoFaces:
             from stream.detect.motion import MotionGate, StreamClock
 
             self.gate, self.clock = MotionGate(cfg.detector.idle_rescan_s), StreamClock()
+        self._every_tile_s = cfg.detector.idle_full_rescan_s
+        self._every_tile_at: float | None = None  # stream time of the last scan of every tile, changed or not
         self._since_still = _ENTERING_FRAMES  # frames the detector saw since the gate last skipped one
         self._nothing: Faces | None = None  # what a skipped frame returns (empty, never changed)
         self.idle = False  # the last frame was still with no track open: the gate kept it from the detector
@@ -321,7 +329,7 @@ class VideoFaces:
             predicted = predicted[:0]
         else:
             ended = []
-        full = force_tiles = False
+        full = force_tiles = still_only = False
         if self.gate is not None:
             tracked = self.tracker.open_tracks > 0
             t = self.clock.advance(frame / 30.0 if pts is None else pts, capture_ts)
@@ -337,6 +345,16 @@ class VideoFaces:
             full = force_tiles = verdict == "full"
             full |= not tracked and self._since_still < _ENTERING_FRAMES
             self._since_still += 1
+            if verdict == "rescan":
+                # A still picture's periodic scan: the tiles that changed at all since their own last
+                # scan (light, a slow drift under the gate's threshold) and those where a track ended
+                # (TileMotion.forget); every tile only every idle_full_rescan_s. The same pixels would
+                # give the same answer, at 35 tile looks a 1080p scan.
+                full = True
+                force_tiles = self._every_tile_at is None or t - self._every_tile_at >= self._every_tile_s
+                still_only = not force_tiles
+            if force_tiles:
+                self._every_tile_at = t
         full = self.planner.full_scan(frame, len(predicted), cut) or full
         if self.gate is not None and full:
             self.gate.scanned(self.scenes.gray, t)
@@ -344,15 +362,23 @@ class VideoFaces:
         if self.motion is not None and detector.config.tiling != "off":
             h, w = image.shape[:2]
             tiles = self.motion.select(self.scenes.gray, self.scenes.scale, detector.tiles(w, h),
-                                       self._scheduled(detector, w, h, frame, full), frame, force=cut or force_tiles)
+                                       self._scheduled(detector, w, h, frame, full), frame, force=cut or force_tiles,
+                                       changed_only=still_only)
         elif self._span > 1 and detector.config.tiling != "off":
             tiles = self._scheduled(detector, *image.shape[1::-1], frame, full)
         faces = self.tracker.update(detector.detect_frame(image, frame, predicted, full_scan=full, tile_indices=tiles))
         ended += self.tracker.pop_ended()
-        for track in ended:
-            self.cadence.forget(track.track_id)
+        self.tracks_ended(ended)
         embed = self.cadence.select(faces.track_id, frame, doubt=in_doubt(faces.xyxy))
         return faces, ended, embed
+
+    def tracks_ended(self, ended: list[EndedTrack]) -> None:
+        """Forget what was known of tracks that ended; where one was lost (not cut, not the stream's
+        end), its face may still be in view: its tiles are scanned at the next look, idle or not."""
+        for track in ended:
+            self.cadence.forget(track.track_id)
+            if self.motion is not None and track.reason == "lost":
+                self.motion.forget(track.last_bbox)
 
     def _scheduled(self, detector, w: int, h: int, frame: int, full: bool) -> np.ndarray:
         """The rolling scan's tiles due at ``frame`` and at the source frames skipped since the last

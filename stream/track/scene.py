@@ -77,6 +77,13 @@ def reduced(image: np.ndarray, min_width: int = _WORK_WIDTH) -> np.ndarray:
     return image
 
 
+def reduced_size(width: int, height: int, min_width: int = _WORK_WIDTH) -> tuple[int, int]:
+    """The (width, height) ``reduced`` gives an image of this size."""
+    while width >= 2 * min_width and height >= 2:
+        width, height = width // 2, height // 2
+    return width, height
+
+
 class _Picture:
     """A frame's reduced copy as the cut test reads it; its colours (HSV, the whole-frame histogram)
     are computed on first use, once."""

@@ -49,7 +49,7 @@ def test_still_frames_are_skipped_until_something_moves_or_the_picture_goes_stal
     assert gate.decide(changed, 0.5, tracked=True) == "look"
     assert gate.decide(changed, 0.6, force=True) == "full"  # a scene cut
     assert gate.decide(changed, 5.29) == "skip"
-    assert gate.decide(changed, 5.3) == "full"  # a still face whose track was lost is looked for again
+    assert gate.decide(changed, 5.3) == "rescan"  # the periodic look at a still picture
     assert gate.decide(changed, 9.0, tracked=True) == "look"  # tracked faces get their closer looks only
     assert gate.decide(changed, 0.1) == "full"  # the stream's time went back: a new stream
     assert gate.skipped == 3
@@ -99,12 +99,13 @@ def detector(engines_dir):
         yield det
 
 
-def _video(gate: bool = True, rescan_s: float = 5.0):
+def _video(gate: bool = True, rescan_s: float = 5.0, full_rescan_s: float = 120.0):
     from stream.pipeline.workers import VideoFaces
 
     cfg = AppConfig()
     cfg.detector.motion_gate = gate
     cfg.detector.idle_rescan_s = rescan_s
+    cfg.detector.idle_full_rescan_s = full_rescan_s
     return VideoFaces(cfg)
 
 
@@ -172,7 +173,7 @@ def test_a_still_face_whose_track_ended_is_found_again_within_idle_rescan_s(dete
     video = _video(rescan_s=rescan_s)
     found = [video.detect(frames[i], i, detector, pts=i / fps)[0] for i in range(5)]
     assert all(len(f) for f in found)
-    video.tracker.end_all(reason="lost")  # as if the detector had missed it for max_age frames
+    video.tracks_ended(video.tracker.end_all(reason="lost"))  # as if the detector had missed it for max_age frames
     calls, again = [], None
     for i in range(5, 60):
         before = detector.calls
@@ -183,6 +184,26 @@ def test_a_still_face_whose_track_ended_is_found_again_within_idle_rescan_s(dete
             break
     assert again is not None and again / fps - 4 / fps <= rescan_s + 1 / fps, again
     assert sum(calls[:-1]) == 0  # in between, the still picture cost no detector call
+
+
+@pytest.mark.slow
+def test_an_idle_pictures_rescans_look_at_what_changed_and_at_every_tile_only_rarely(detector):
+    """The periodic scans of a still picture: nothing changed, no tile looked at; a change of the light
+    (not motion: the gate skips those frames) has its tiles looked at the next time; every tile at
+    ``idle_full_rescan_s``."""
+    rng = np.random.default_rng(5)
+    background = _background()
+    darker = (background * 0.8).astype(np.uint8)
+    frames = [_noisy(background if i < 25 else darker, rng, 2.0) for i in range(71)]
+    video = _video(rescan_s=2.0, full_rescan_s=6.0)
+    calls, _ = _calls_per_frame(video, detector, frames)  # 10 fps: rescans at frames 20, 40, 60
+    tiles = calls[0]
+    assert tiles > 1  # the first frame: every tile
+    assert sum(calls[1:20]) == 0 and calls[20] == 0  # still: its first rescan looks at nothing
+    assert sum(calls[21:40]) == 0  # the light changed at 25: not motion
+    assert calls[40] > 0  # ...but its tiles changed since their last look: looked at again
+    assert sum(calls[41:60]) == 0
+    assert calls[60] == tiles  # 6 s after the first frame: every tile, changed or not
 
 
 @pytest.mark.slow
