@@ -14,6 +14,8 @@ a tile where the clip plays by 100-200.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -91,7 +93,8 @@ class MotionGate:
     no track open) needs none of that. So, before any of it, the frame's reduced gray copy is
     compared with the one of the last frame that had the whole scan: the detector runs when
     something changed since, when a track is open, on a scene cut, and every ``rescan_s`` seconds
-    of the stream anyway (a still face whose track was lost is found again).
+    of the stream anyway (``"rescan"``: the tiles that changed at all and those where a track was
+    lost), every tile only every ``every_tile_s`` (``"full"``: the same pixels give the same answer).
 
     Noise is not motion: a reduced pixel counts as changed when its 3x3 neighbourhood moved by more
     than ``CHANGE_LEVEL`` on average. A change of the light (a lamp, auto exposure, a cloud) moves
@@ -105,16 +108,19 @@ class MotionGate:
     again); a real 24 px face appearing changes 208 (1080p canvas) to 884 (640x360).
     """
 
-    def __init__(self, rescan_s: float) -> None:
+    def __init__(self, rescan_s: float, every_tile_s: float = math.inf) -> None:
         self.rescan_s = rescan_s
+        self.every_tile_s = every_tile_s
         self._reference: np.ndarray | None = None
         self._scanned_at = 0.0
+        self._every_tile_at = 0.0  # stream time of the last scan of every tile, changed or not
         self.skipped = 0  # frames that never reached the detector, for cost figures
 
     def decide(self, gray: np.ndarray, t: float, tracked: bool = False, force: bool = False) -> str:
         """What the frame at ``t`` (seconds of the stream) gets: ``"skip"`` (no detector), ``"look"``
-        (the detector as usual), ``"full"`` (the whole scan: nothing is known about the picture),
-        ``"rescan"`` (the whole scan of a still picture, its last one ``rescan_s`` old).
+        (the detector as usual), ``"full"`` (the whole scan of every tile: nothing is known about the
+        picture, or its last such scan is ``every_tile_s`` old), ``"rescan"`` (the periodic scan of a
+        still picture, its last one ``rescan_s`` old: the tiles that changed since their own last look).
 
         gray: the frame's reduced gray copy (int16). tracked: a track is open (it needs its closer
         look). force: a scene cut, or anything else after which nothing is known about the picture.
@@ -125,16 +131,19 @@ class MotionGate:
         if tracked:
             return "look"
         if t - self._scanned_at >= self.rescan_s:
-            return "rescan"
+            return "full" if t - self._every_tile_at >= self.every_tile_s else "rescan"
         if moved(gray, ref):
             return "look"
         self.skipped += 1
         return "skip"
 
-    def scanned(self, gray: np.ndarray, t: float) -> None:
+    def scanned(self, gray: np.ndarray, t: float, every_tile: bool = True) -> None:
         """The frame at ``t`` had the whole scan: the next frames are compared with it. Only a whole
-        scan: after a rolling share, tiles that changed may not have been looked at yet."""
+        scan: after a rolling share, tiles that changed may not have been looked at yet. every_tile:
+        False where the scan left out the tiles unchanged since their own last look."""
         self._reference, self._scanned_at = gray, t
+        if every_tile:
+            self._every_tile_at = t
 
     def forget(self) -> None:
         """Nothing is known about the picture any more: the next frame gets the whole scan."""

@@ -84,11 +84,14 @@ class Supervisor:
     def wait(self, timeout_s: float) -> None:
         """Until one of the processes exits, or ``timeout_s`` passes: a death is seen at once, and an
         idle run's supervision wakes a few times a second, not ten."""
-        sentinels = [r.process.sentinel for r in self.running if not r.done]
+        sentinels = self._sentinels()
         if sentinels:
             connection.wait(sentinels, timeout_s)
         else:
             time.sleep(timeout_s)
+
+    def _sentinels(self) -> list[int]:
+        return [r.process.sentinel for r in self.running if not r.done]
 
     def poll(self) -> None:
         """Restart dead or stuck processes; raise PipelineFailed when one keeps failing."""
@@ -96,7 +99,7 @@ class Supervisor:
         now = time.time()
         # One wait for all: polled ten times a second, a wait per process was most of an idle run's
         # own CPU (a selector made and closed for each).
-        exited = set(connection.wait([r.process.sentinel for r in self.running if not r.done], 0))
+        exited = set(connection.wait(self._sentinels(), 0))
         for entry in self.running:
             if entry.done:
                 continue

@@ -306,9 +306,8 @@ class VideoFaces:
         if cfg.detector.motion_gate:
             from stream.detect.motion import MotionGate, StreamClock
 
-            self.gate, self.clock = MotionGate(cfg.detector.idle_rescan_s), StreamClock()
-        self._every_tile_s = cfg.detector.idle_full_rescan_s
-        self._every_tile_at: float | None = None  # stream time of the last scan of every tile, changed or not
+            self.gate = MotionGate(cfg.detector.idle_rescan_s, every_tile_s=cfg.detector.idle_full_rescan_s)
+            self.clock = StreamClock()
         self._since_still = _ENTERING_FRAMES  # frames the detector saw since the gate last skipped one
         self._nothing: Faces | None = None  # what a skipped frame returns (empty, never changed)
         self.idle = False  # the last frame was still with no track open: the gate kept it from the detector
@@ -329,7 +328,7 @@ class VideoFaces:
             predicted = predicted[:0]
         else:
             ended = []
-        full = force_tiles = still_only = False
+        full = force_tiles = changed_only = False
         if self.gate is not None:
             tracked = self.tracker.open_tracks > 0
             t = self.clock.advance(frame / 30.0 if pts is None else pts, capture_ts)
@@ -343,27 +342,20 @@ class VideoFaces:
             # A face entering a still picture: the whole scan of the tiles that changed, for the
             # first frames after the still ones, so that it is found as soon as it is in view.
             full = force_tiles = verdict == "full"
-            full |= not tracked and self._since_still < _ENTERING_FRAMES
+            # A still picture's periodic scan: the tiles that changed at all since their own last look
+            # (light, a drift under the gate's threshold) and where a track was lost (TileMotion.forget).
+            changed_only = verdict == "rescan"
+            full |= changed_only or (not tracked and self._since_still < _ENTERING_FRAMES)
             self._since_still += 1
-            if verdict == "rescan":
-                # A still picture's periodic scan: the tiles that changed at all since their own last
-                # scan (light, a slow drift under the gate's threshold) and those where a track ended
-                # (TileMotion.forget); every tile only every idle_full_rescan_s. The same pixels would
-                # give the same answer, at 35 tile looks a 1080p scan.
-                full = True
-                force_tiles = self._every_tile_at is None or t - self._every_tile_at >= self._every_tile_s
-                still_only = not force_tiles
-            if force_tiles:
-                self._every_tile_at = t
         full = self.planner.full_scan(frame, len(predicted), cut) or full
         if self.gate is not None and full:
-            self.gate.scanned(self.scenes.gray, t)
+            self.gate.scanned(self.scenes.gray, t, every_tile=force_tiles)
         tiles = None
         if self.motion is not None and detector.config.tiling != "off":
             h, w = image.shape[:2]
             tiles = self.motion.select(self.scenes.gray, self.scenes.scale, detector.tiles(w, h),
                                        self._scheduled(detector, w, h, frame, full), frame, force=cut or force_tiles,
-                                       changed_only=still_only)
+                                       changed_only=changed_only)
         elif self._span > 1 and detector.config.tiling != "off":
             tiles = self._scheduled(detector, *image.shape[1::-1], frame, full)
         faces = self.tracker.update(detector.detect_frame(image, frame, predicted, full_scan=full, tile_indices=tiles))

@@ -55,6 +55,19 @@ def test_still_frames_are_skipped_until_something_moves_or_the_picture_goes_stal
     assert gate.skipped == 3
 
 
+def test_every_tile_of_a_still_picture_is_scanned_again_only_every_every_tile_s():
+    still = np.full((180, 320), 100, np.int16)
+    gate = MotionGate(rescan_s=5.0, every_tile_s=12.0)
+    assert gate.decide(still, 0.0) == "full"
+    gate.scanned(still, 0.0)
+    assert gate.decide(still, 5.0) == "rescan"  # the tiles that changed, where a track was lost
+    gate.scanned(still, 5.0, every_tile=False)
+    assert gate.decide(still, 10.0) == "rescan"
+    gate.scanned(still, 10.0, every_tile=False)
+    assert gate.decide(still, 14.9) == "skip"
+    assert gate.decide(still, 15.0) == "full"  # 15 s since every tile was looked at
+
+
 def test_a_change_of_light_is_not_motion_but_a_face_under_it_is():
     patch = cv2.resize(head_patch("obama.jpg")[0], (48, 64))
     # The clip's stage lights clip when brightened (each colour on its own): only darker or shifted there.
